@@ -1,0 +1,301 @@
+//! Host profiles: the worlds a host can run.
+//!
+//! A host world's imports are what the host provides; its exports are the
+//! entry points it knows how to drive. A profile is built in (`wasmtime`,
+//! defined as WIT under `wit/` and embedded in the binary) or read from a
+//! user's WIT directory or file.
+
+use crate::component::{ItemName, item_name};
+use crate::wit_name::{WitName, cmp_versions, track_compatible};
+use anyhow::{Context, Result, bail};
+use semver::Version;
+use std::path::Path;
+use wit_parser::{PackageId, Resolve, WorldId, WorldItem, WorldKey};
+
+/// The embedded WIT of the built-in profile, in dependency order.
+const BUILTIN_WIT: &[(&str, &str)] = &[
+    ("wasi-io-0.2.12.wit", include_str!("../wit/deps/wasi-io-0.2.12.wit")),
+    ("wasi-clocks-0.2.12.wit", include_str!("../wit/deps/wasi-clocks-0.2.12.wit")),
+    ("wasi-random-0.2.12.wit", include_str!("../wit/deps/wasi-random-0.2.12.wit")),
+    ("wasi-filesystem-0.2.12.wit", include_str!("../wit/deps/wasi-filesystem-0.2.12.wit")),
+    ("wasi-sockets-0.2.12.wit", include_str!("../wit/deps/wasi-sockets-0.2.12.wit")),
+    ("wasi-cli-0.2.12.wit", include_str!("../wit/deps/wasi-cli-0.2.12.wit")),
+    ("wasi-http-0.2.12.wit", include_str!("../wit/deps/wasi-http-0.2.12.wit")),
+    ("wasi-clocks-0.3.0.wit", include_str!("../wit/deps/wasi-clocks-0.3.0.wit")),
+    ("wasi-random-0.3.0.wit", include_str!("../wit/deps/wasi-random-0.3.0.wit")),
+    ("wasi-filesystem-0.3.0.wit", include_str!("../wit/deps/wasi-filesystem-0.3.0.wit")),
+    ("wasi-sockets-0.3.0.wit", include_str!("../wit/deps/wasi-sockets-0.3.0.wit")),
+    ("wasi-cli-0.3.0.wit", include_str!("../wit/deps/wasi-cli-0.3.0.wit")),
+    ("wasi-http-0.3.0.wit", include_str!("../wit/deps/wasi-http-0.3.0.wit")),
+    ("worldfit.wit", include_str!("../wit/worldfit.wit")),
+];
+
+/// The worlds of the built-in profile, in the order they are tried.
+pub const BUILTIN_WORLDS: &[&str] = &["wasip2-command", "wasip2-http", "wasip3-command", "wasip3-http"];
+
+/// Parses the embedded WIT: the WASI packages wasmtime 48 implements plus
+/// worldfit's own host worlds. Returns the resolve and the root package.
+pub fn builtin_resolve() -> (Resolve, PackageId) {
+    let mut resolve = Resolve::default();
+    let mut root = None;
+    for (name, text) in BUILTIN_WIT {
+        // The embedded WIT is tested; failing to parse it is a build defect.
+        let pkg = resolve
+            .push_str(name, text)
+            .unwrap_or_else(|e| panic!("embedded WIT `{name}` does not parse: {e:#}"));
+        root = Some(pkg);
+    }
+    (resolve, root.expect("embedded WIT is not empty"))
+}
+
+/// One world of a host: what it provides and what it drives.
+#[derive(Debug, Clone)]
+pub struct HostWorld {
+    /// The world's full WIT name, e.g. `worldfit:wasmtime/wasip2-command@48.0.0`.
+    pub name: String,
+    /// The world in the host's resolve.
+    pub id: WorldId,
+    /// The imports (provided by the host), by name.
+    pub provides: Vec<(ItemName, WorldKey)>,
+    /// The exports (entry points the host drives), by name.
+    pub drives: Vec<(ItemName, WorldKey)>,
+}
+
+/// A world worldfit knows by name, used to name what a component targets
+/// (`wasi:cli/command@0.2.6`) and what a host supports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KnownWorld {
+    /// The world's name, with the version of its WIT.
+    pub name: WitName,
+    /// Its imported interfaces.
+    pub imports: Vec<WitName>,
+    /// Its exported interfaces (the entry points).
+    pub exports: Vec<WitName>,
+}
+
+impl KnownWorld {
+    /// Reads a world's interface names from a resolve.
+    pub fn from_resolve(resolve: &Resolve, world: WorldId) -> Option<KnownWorld> {
+        let w = &resolve.worlds[world];
+        let pkg = &resolve.packages[w.package?].name;
+        let names = |items: &wit_parser::IndexMap<WorldKey, WorldItem>| {
+            items
+                .keys()
+                .filter_map(|k| match item_name(resolve, k) {
+                    ItemName::Interface(n) => Some(n),
+                    ItemName::Plain(_) => None,
+                })
+                .collect::<Vec<_>>()
+        };
+        Some(KnownWorld {
+            name: WitName {
+                namespace: pkg.namespace.clone(),
+                package: pkg.name.clone(),
+                item: Some(w.name.clone()),
+                version: pkg.version.clone(),
+            },
+            imports: names(&w.imports),
+            exports: names(&w.exports),
+        })
+    }
+}
+
+/// The standard WASI worlds with entry points (`wasi:cli/command`,
+/// `wasi:http/proxy`, `wasi:http/service`, ...) from the embedded WIT.
+pub fn standard_worlds() -> Vec<KnownWorld> {
+    let (resolve, _) = builtin_resolve();
+    entry_worlds(&resolve, |ns| ns == "wasi")
+}
+
+/// Every world with at least one export whose package namespace passes `keep`.
+fn entry_worlds(resolve: &Resolve, keep: impl Fn(&str) -> bool) -> Vec<KnownWorld> {
+    let mut out: Vec<KnownWorld> = resolve
+        .worlds
+        .iter()
+        .filter(|(_, w)| !w.exports.is_empty())
+        .filter_map(|(id, _)| KnownWorld::from_resolve(resolve, id))
+        .filter(|k| keep(&k.name.namespace))
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out.dedup();
+    out
+}
+
+/// A host profile: the worlds a host runs, and whether it runs wasip1 modules.
+#[derive(Debug, Clone)]
+pub struct Host {
+    /// A short name for people: `wasmtime`, or the WIT path.
+    pub name: String,
+    /// All packages of the host's WIT.
+    pub resolve: Resolve,
+    /// The host's worlds, in the order they are tried.
+    pub worlds: Vec<HostWorld>,
+    /// Whether the host runs WASI 0.1 core modules.
+    pub wasip1: bool,
+    /// Worlds the host may advertise support for (standard WASI worlds and
+    /// any with entry points in the host's own WIT).
+    pub known_worlds: Vec<KnownWorld>,
+}
+
+impl Host {
+    /// The built-in profile: what the embedded wasmtime 48 provides.
+    pub fn wasmtime() -> Host {
+        let (resolve, root) = builtin_resolve();
+        let worlds = BUILTIN_WORLDS
+            .iter()
+            .map(|w| {
+                let id = resolve.packages[root].worlds[*w];
+                host_world(&resolve, id)
+            })
+            .collect();
+        let known_worlds = entry_worlds(&resolve, |ns| ns == "wasi");
+        Host { name: "wasmtime".into(), resolve, worlds, wasip1: true, known_worlds }
+    }
+
+    /// A host defined by WIT: a directory (with `deps/`) or a single file,
+    /// and the worlds in it that the host runs. A bare world name resolves in
+    /// the root package; `ns:pkg/world@ver` anywhere.
+    pub fn from_wit(path: &Path, world_names: &[String]) -> Result<Host> {
+        if world_names.is_empty() {
+            bail!("a WIT host needs at least one `--world`");
+        }
+        if !path.exists() {
+            bail!("WIT path `{}` does not exist", path.display());
+        }
+        let mut resolve = Resolve::default();
+        let (root, _) = resolve
+            .push_path(path)
+            .with_context(|| format!("failed to parse WIT host `{}`", path.display()))?;
+        let mut worlds = Vec::new();
+        for name in world_names {
+            let id = resolve.select_world(&[root], Some(name)).map_err(|e| {
+                let available: Vec<String> = resolve
+                    .worlds
+                    .iter()
+                    .filter_map(|(_, w)| Some(resolve.id_of_name(w.package?, &w.name)))
+                    .collect();
+                anyhow::anyhow!(
+                    "unknown world `{name}` in `{}` ({}; worlds there: {})",
+                    path.display(),
+                    e.to_string().lines().next().unwrap_or_default().trim_end_matches(':'),
+                    available.join(", ")
+                )
+            })?;
+            worlds.push(host_world(&resolve, id));
+        }
+        let mut known_worlds = standard_worlds();
+        for k in entry_worlds(&resolve, |_| true) {
+            if !known_worlds.contains(&k) {
+                known_worlds.push(k);
+            }
+        }
+        Ok(Host { name: path.display().to_string(), resolve, worlds, wasip1: false, known_worlds })
+    }
+
+    /// The OCI `os` values this host runs: `wasip1`, `wasip2`, `wasip3`.
+    pub fn oses(&self) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        if self.wasip1 {
+            out.push("wasip1");
+        }
+        if !self.worlds.is_empty() {
+            out.push("wasip2");
+        }
+        if self.worlds.iter().any(|w| self.world_is_async(w)) {
+            out.push("wasip3");
+        }
+        out
+    }
+
+    /// Whether a world provides or drives anything on a WASI 0.3 track.
+    fn world_is_async(&self, world: &HostWorld) -> bool {
+        world.provides.iter().chain(&world.drives).any(|(n, _)| match n {
+            ItemName::Interface(n) => n.namespace == "wasi" && n.version.as_ref().is_some_and(|v| v.major == 0 && v.minor == 3),
+            ItemName::Plain(_) => false,
+        })
+    }
+
+    /// The WIT names this host advertises as platform features: its worlds'
+    /// names, the known worlds each host world satisfies (at the version the
+    /// host provides), and every interface it provides or drives. Sorted,
+    /// deduplicated.
+    pub fn features(&self) -> Vec<WitName> {
+        let mut out = Vec::new();
+        for world in &self.worlds {
+            if let Ok(n) = world.name.parse::<WitName>() {
+                out.push(n);
+            }
+            for k in &self.known_worlds {
+                if let Some(v) = self.satisfies(world, k) {
+                    out.push(k.name.with_version(v));
+                }
+            }
+            for (n, _) in world.provides.iter().chain(&world.drives) {
+                if let ItemName::Interface(n) = n {
+                    out.push(n.clone());
+                }
+            }
+        }
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// Whether a host world can run everything a known world describes (it
+    /// provides each import and drives each export on the same track). Returns
+    /// the version to advertise: the lowest the host has for the world's items.
+    pub fn satisfies(&self, world: &HostWorld, known: &KnownWorld) -> Option<Option<Version>> {
+        let mut lowest: Option<Version> = None;
+        let mut check = |wanted: &WitName, have: &[(ItemName, WorldKey)]| -> bool {
+            let best = have
+                .iter()
+                .filter_map(|(n, _)| match n {
+                    ItemName::Interface(n) if n.same_track(wanted) => Some(n),
+                    _ => None,
+                })
+                .max_by(|a, b| cmp_versions(a.version.as_ref(), b.version.as_ref()));
+            match best {
+                Some(n) => {
+                    if n.namespace == known.name.namespace && n.package == known.name.package {
+                        if let Some(v) = &n.version {
+                            if lowest.as_ref().is_none_or(|l| v < l) {
+                                lowest = Some(v.clone());
+                            }
+                        }
+                    }
+                    true
+                }
+                None => false,
+            }
+        };
+        let ok = known.imports.iter().all(|i| check(i, &world.provides)) && known.exports.iter().all(|e| check(e, &world.drives));
+        if !ok {
+            return None;
+        }
+        // Only advertise on the world's own track; a host at 0.2.0 that
+        // satisfies `wasi:cli/command@0.2.12` name-wise supports `@0.2.0`.
+        let version = match (&known.name.version, lowest) {
+            (Some(k), Some(l)) if track_compatible(Some(k), Some(&l)) => Some(l),
+            (k, _) => k.clone(),
+        };
+        Some(version)
+    }
+
+    /// Finds a world by its full name or its bare name.
+    pub fn world(&self, name: &str) -> Option<&HostWorld> {
+        self.worlds.iter().find(|w| w.name == name || w.name.parse::<WitName>().ok().and_then(|n| n.item).as_deref() == Some(name))
+    }
+}
+
+/// Indexes a world's imports and exports by name.
+fn host_world(resolve: &Resolve, id: WorldId) -> HostWorld {
+    let w = &resolve.worlds[id];
+    let name = match w.package {
+        Some(pkg) => resolve.id_of_name(pkg, &w.name),
+        None => w.name.clone(),
+    };
+    let index = |items: &wit_parser::IndexMap<WorldKey, WorldItem>| {
+        items.keys().map(|k| (item_name(resolve, k), k.clone())).collect::<Vec<_>>()
+    };
+    HostWorld { name, id, provides: index(&w.imports), drives: index(&w.exports) }
+}

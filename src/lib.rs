@@ -1,0 +1,7 @@
+//! worldfit
+pub mod component;
+pub mod host;
+pub mod types;
+pub mod verdict;
+pub mod wasip1;
+pub mod wit_name;
