@@ -1,6 +1,8 @@
 //! worldfit
 pub mod component;
+pub mod features;
 pub mod host;
+pub mod platform;
 pub mod types;
 pub mod verdict;
 pub mod wasip1;

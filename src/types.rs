@@ -38,7 +38,6 @@ impl<'a> Side<'a> {
             _ => id,
         }
     }
-
     /// `ns:pkg/iface` (no version) + `.name` for a resource: its nominal identity.
     pub fn resource_identity(&self, id: TypeId) -> String {
         let id = self.peel_id(id);
@@ -98,7 +97,7 @@ impl<'a> Comparer<'a> {
     pub fn same_type(&self, a: Type, b: Type) -> bool {
         let (a, b) = (self.want.peel(a), self.have.peel(b));
         match (a, b) {
-            (Type::Id(x), Type::Id(y)) => self.same_def(x, y),
+            (Type::Id(x), Type::Id(y)) => self.same_kind(x, y),
             (Type::Id(_), _) | (_, Type::Id(_)) => false,
             (x, y) => x == y,
         }
@@ -114,7 +113,11 @@ impl<'a> Comparer<'a> {
 
     /// Whether two type definitions are equal; resources by identity.
     pub fn same_def(&self, a: TypeId, b: TypeId) -> bool {
-        let (a, b) = (self.want.peel_id(a), self.have.peel_id(b));
+        self.same_type(Type::Id(a), Type::Id(b))
+    }
+
+    /// Compares two definitions that are not aliases.
+    fn same_kind(&self, a: TypeId, b: TypeId) -> bool {
         use TypeDefKind as K;
         match (&self.want.0.types[a].kind, &self.have.0.types[b].kind) {
             (K::Resource, K::Resource) => self.want.resource_identity(a) == self.have.resource_identity(b),

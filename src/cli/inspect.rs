@@ -1,0 +1,187 @@
+//! `worldfit inspect FILE`: what a component or module needs, and its platform.
+
+use super::output::{print, print_json, table};
+use super::read_wasm;
+use anyhow::Result;
+use clap::Args;
+use serde::Serialize;
+use std::path::PathBuf;
+use worldfit::component::{Component, CoreModule, ItemName, Wasm};
+use worldfit::host::standard_worlds;
+use worldfit::platform::{Platform, containerd_string, os_of, platform, targets};
+use worldfit::types::{render_function, render_type};
+use wit_parser::WorldItem;
+
+/// Show a component's imports, exports, target world(s) and OCI platform
+#[derive(Args)]
+#[command(after_help = "Examples:\n  worldfit inspect app.wasm\n  worldfit inspect app.wasm --json | jq '.platform'\n\n\
+Exit status:\n  0  the file was read\n  2  it is not a component or module (the error says why)")]
+pub struct Opts {
+    /// The component or core module to inspect.
+    file: PathBuf,
+    /// Print machine-readable JSON (documented in README.md).
+    #[arg(long)]
+    json: bool,
+}
+
+/// `inspect --json`.
+#[derive(Serialize)]
+struct Report {
+    file: String,
+    kind: &'static str,
+    wasi: &'static str,
+    targets: Vec<String>,
+    platform: Platform,
+    imports: Vec<Item>,
+    exports: Vec<Item>,
+}
+
+/// One import or export.
+#[derive(Serialize)]
+struct Item {
+    name: String,
+    kind: &'static str,
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    ty: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    functions: Vec<Function>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    types: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct Function {
+    name: String,
+    #[serde(rename = "type")]
+    ty: String,
+}
+
+fn component_items<'a>(c: &Component, items: impl Iterator<Item = (ItemName, &'a WorldItem)>) -> Vec<Item> {
+    items
+        .map(|(name, item)| match item {
+            WorldItem::Interface { id, .. } => {
+                let iface = &c.resolve.interfaces[*id];
+                Item {
+                    name: name.to_string(),
+                    kind: "interface",
+                    ty: None,
+                    functions: iface
+                        .functions
+                        .iter()
+                        .map(|(n, f)| Function { name: n.clone(), ty: render_function(&c.resolve, f) })
+                        .collect(),
+                    types: iface.types.keys().cloned().collect(),
+                }
+            }
+            WorldItem::Function(f) => Item {
+                name: name.to_string(),
+                kind: "function",
+                ty: Some(render_function(&c.resolve, f)),
+                functions: vec![],
+                types: vec![],
+            },
+            WorldItem::Type { id, .. } => Item {
+                name: name.to_string(),
+                kind: "type",
+                ty: Some(render_type(&c.resolve, wit_parser::Type::Id(*id))),
+                functions: vec![],
+                types: vec![],
+            },
+        })
+        .collect()
+}
+
+fn module_items(m: &CoreModule) -> (Vec<Item>, Vec<Item>) {
+    let mut imports: Vec<Item> = Vec::new();
+    for i in &m.imports {
+        let f = Function {
+            name: i.name.clone(),
+            ty: i.func.as_ref().map(ToString::to_string).unwrap_or_else(|| "(non-function)".into()),
+        };
+        match imports.iter_mut().find(|it| it.name == i.module) {
+            Some(it) => it.functions.push(f),
+            None => imports.push(Item { name: i.module.clone(), kind: "module", ty: None, functions: vec![f], types: vec![] }),
+        }
+    }
+    let exports = m
+        .exports
+        .iter()
+        .map(|(n, s)| Item { name: n.clone(), kind: "function", ty: Some(s.to_string()), functions: vec![], types: vec![] })
+        .collect();
+    (imports, exports)
+}
+
+impl Opts {
+    pub fn run(self) -> Result<u8> {
+        let wasm = read_wasm(&self.file)?;
+        let known = standard_worlds();
+        let platform = platform(&wasm, &known);
+        let (kind, target_names, imports, exports) = match &wasm {
+            Wasm::Component(c) => {
+                let (worlds, _) = targets(c, &known);
+                (
+                    "component",
+                    worlds.iter().map(ToString::to_string).collect(),
+                    component_items(c, c.imports()),
+                    component_items(c, c.exports()),
+                )
+            }
+            Wasm::Module(m) => {
+                let (i, e) = module_items(m);
+                ("module", vec![], i, e)
+            }
+        };
+        let report = Report {
+            file: self.file.display().to_string(),
+            kind,
+            wasi: os_of(&wasm),
+            targets: target_names,
+            platform,
+            imports,
+            exports,
+        };
+        if self.json {
+            print_json(&report)?;
+            return Ok(0);
+        }
+        let p = &report.platform;
+        let none = || "(none)".to_string();
+        let mut rows = vec![
+            vec!["kind".into(), format!("{} ({})", report.kind, report.wasi)],
+            vec!["targets".into(), if report.targets.is_empty() { none() } else { report.targets.join(", ") }],
+            vec!["platform".into(), format!("{}/{}", p.os, p.architecture)],
+        ];
+        for (i, f) in p.os_features.iter().enumerate() {
+            rows.push(vec![if i == 0 { "os.features".into() } else { String::new() }, f.clone()]);
+        }
+        rows.push(vec!["containerd".into(), containerd_string(&p.os, &p.architecture, &p.os_features)]);
+        let mut list = |label: &str, items: &[Item]| {
+            if items.is_empty() {
+                rows.push(vec![label.into(), none()]);
+            }
+            for (i, it) in items.iter().enumerate() {
+                let count = |n: usize, what: &str| match n {
+                    0 => None,
+                    1 => Some(format!("1 {what}")),
+                    n => Some(format!("{n} {what}s")),
+                };
+                let what = match &it.ty {
+                    Some(t) => t.clone(),
+                    None => [count(it.functions.len(), "function"), count(it.types.len(), "type")]
+                        .into_iter()
+                        .flatten()
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                };
+                rows.push(vec![if i == 0 { label.into() } else { String::new() }, it.name.clone(), what]);
+            }
+        };
+        list("imports", &report.imports);
+        list("exports", &report.exports);
+        let mut text = format!("{}\n", report.file);
+        text.push_str(&table(&rows, "  "));
+        text.push_str("\nfor an image index: worldfit inspect FILE --json | jq .platform\n");
+        print(&text)?;
+        Ok(0)
+    }
+}

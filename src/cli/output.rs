@@ -1,0 +1,44 @@
+//! Shared output helpers: JSON printing and aligned tables for people.
+
+use anyhow::Result;
+use serde::Serialize;
+use std::io::Write;
+
+/// Prints a value as pretty JSON on stdout, with a trailing newline.
+pub fn print_json<T: Serialize>(value: &T) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+/// Renders rows as columns padded to the widest cell; the last column is not padded.
+pub fn table(rows: &[Vec<String>], indent: &str) -> String {
+    let cols = rows.iter().map(Vec::len).max().unwrap_or(0);
+    // A row's last cell is never padded, so it doesn't widen its column.
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| rows.iter().filter(|r| c + 1 < r.len()).map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        out.push_str(indent);
+        for (c, cell) in row.iter().enumerate() {
+            if c + 1 == row.len() {
+                out.push_str(cell);
+            } else {
+                out.push_str(cell);
+                out.push_str(&" ".repeat(widths[c] - cell.chars().count() + 2));
+            }
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// Writes text to stdout.
+pub fn print(text: &str) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()?;
+    Ok(())
+}
