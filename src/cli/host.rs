@@ -61,14 +61,17 @@ fn report(host: &Host, builtin: bool) -> Report {
         .map(|w| {
             let mut provides = names(&w.provides);
             provides.sort();
+            let mut supports: Vec<String> = host
+                .known_worlds
+                .iter()
+                .filter_map(|k| host.satisfies(w, k).map(|v| k.name.with_version(v).to_string()))
+                .collect();
+            supports.sort();
+            supports.dedup();
             World {
                 name: w.name.clone(),
                 drives: names(&w.drives),
-                supports: host
-                    .known_worlds
-                    .iter()
-                    .filter_map(|k| host.satisfies(w, k).map(|v| k.name.with_version(v).to_string()))
-                    .collect(),
+                supports,
                 provides,
             }
         })

@@ -1,0 +1,111 @@
+//! Shared test helpers: fixture paths, synthesized components, running the CLI.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use wit_component::{ComponentEncoder, StringEncoding, dummy_module, embed_component_metadata};
+use wit_parser::{LiftLowerAbi, ManglingAndAbi, Resolve, WorldId};
+
+/// The repository root.
+pub fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A path under `fixtures/`.
+pub fn fixture(name: &str) -> PathBuf {
+    root().join("fixtures").join(name)
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let dest = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &dest);
+        } else {
+            std::fs::copy(entry.path(), dest).unwrap();
+        }
+    }
+}
+
+/// Assembles the WIT directory the synthesized cases are written against:
+/// `fixtures/synth/cases.wit` with `deps/` = `wit/deps` (WASI 0.2.12, 0.3.0)
+/// + `tests/wit/wasi-0.2.0/deps` + `fixtures/synth/deps`.
+pub fn synth_wit_dir(dir: &Path) -> PathBuf {
+    let wit = dir.join("synth-wit");
+    copy_dir(&root().join("wit/deps"), &wit.join("deps"));
+    copy_dir(&root().join("tests/wit/wasi-0.2.0/deps"), &wit.join("deps"));
+    copy_dir(&fixture("synth/deps"), &wit.join("deps"));
+    std::fs::copy(fixture("synth/cases.wit"), wit.join("cases.wit")).unwrap();
+    wit
+}
+
+/// The resolve of the synthesized cases.
+pub struct Synth {
+    pub resolve: Resolve,
+    pub root: wit_parser::PackageId,
+    pub dir: tempfile::TempDir,
+}
+
+impl Synth {
+    pub fn new() -> Synth {
+        let dir = tempfile::tempdir().unwrap();
+        let wit = synth_wit_dir(dir.path());
+        let mut resolve = Resolve::default();
+        let (root, _) = resolve.push_path(&wit).expect("fixture WIT parses");
+        Synth { resolve, root, dir }
+    }
+
+    pub fn world(&self, name: &str) -> WorldId {
+        self.resolve.select_world(&[self.root], Some(name)).unwrap()
+    }
+
+    /// Builds a component for a world of the cases package.
+    pub fn component(&self, name: &str) -> Vec<u8> {
+        component_for(&self.resolve, self.world(name))
+    }
+
+    /// Writes a component for a case into the temp dir and returns its path.
+    pub fn component_file(&self, name: &str) -> PathBuf {
+        let path = self.dir.path().join(format!("{name}.wasm"));
+        std::fs::write(&path, self.component(name)).unwrap();
+        path
+    }
+}
+
+/// Synthesizes a component for any world: a dummy core module that imports
+/// and exports everything, wrapped by wit-component. Worlds with async
+/// functions get the async-callback ABI.
+pub fn component_for(resolve: &Resolve, world: WorldId) -> Vec<u8> {
+    let w = &resolve.worlds[world];
+    let is_async = w.imports.values().chain(w.exports.values()).any(|item| match item {
+        wit_parser::WorldItem::Interface { id, .. } => resolve.interfaces[*id].functions.values().any(|f| f.kind.is_async()),
+        wit_parser::WorldItem::Function(f) => f.kind.is_async(),
+        _ => false,
+    });
+    let abi = if is_async { LiftLowerAbi::AsyncCallback } else { LiftLowerAbi::Sync };
+    let mut module = dummy_module(resolve, world, ManglingAndAbi::Legacy(abi));
+    embed_component_metadata(&mut module, resolve, world, StringEncoding::UTF8).unwrap();
+    ComponentEncoder::default()
+        .module(&module)
+        .unwrap()
+        .validate(true)
+        .encode()
+        .unwrap_or_else(|e| panic!("encoding world `{}`: {e:?}", w.name))
+}
+
+/// Builds a core module from a WAT fixture.
+pub fn wat_module(name: &str) -> Vec<u8> {
+    wat::parse_file(fixture(name)).unwrap()
+}
+
+/// Runs the `worldfit` binary.
+pub fn worldfit(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_worldfit")).args(args).output().expect("worldfit runs")
+}
+
+/// Runs `worldfit` with path arguments.
+pub fn worldfit_os(args: &[&std::ffi::OsStr]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_worldfit")).args(args).output().expect("worldfit runs")
+}

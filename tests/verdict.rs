@@ -1,0 +1,150 @@
+//! The type-level verdict on synthesized components, one per case, against
+//! the built-in `wasmtime` host.
+
+mod common;
+
+use common::{Synth, wat_module};
+use worldfit::component::{Wasm, decode};
+use worldfit::host::Host;
+use worldfit::platform::platform;
+use worldfit::verdict::{ProblemKind, check};
+
+fn verdict_of(bytes: &[u8]) -> worldfit::verdict::Verdict {
+    let wasm = decode(bytes).expect("decodes");
+    check(&wasm, &Host::wasmtime())
+}
+
+/// (case, expected problem kinds; empty = compatible, expected host world)
+const CASES: &[(&str, &[ProblemKind], &str)] = &[
+    ("cli-020", &[], "wasip2-command"),
+    ("proxy-020", &[], "wasip2-http"),
+    ("cli-newer-patch", &[], "wasip2-command"),
+    ("cli-newer-function", &[ProblemKind::MissingFunction], ""),
+    ("cli-changed-type", &[ProblemKind::FunctionMismatch], ""),
+    ("cli-prerelease", &[ProblemKind::PrereleaseMismatch], ""),
+    ("cli-old-track", &[ProblemKind::VersionMismatch], ""),
+    ("cli-with-kv", &[ProblemKind::MissingInterface], ""),
+    ("library", &[ProblemKind::NoEntryPoint], ""),
+    ("cli-p3", &[], "wasip3-command"),
+    ("service-p3", &[], "wasip3-http"),
+    ("mixed-p2-p3", &[], "wasip3-command"),
+    ("cli-http-client", &[], "wasip2-command"),
+];
+
+#[test]
+fn every_case_gets_its_verdict() {
+    let synth = Synth::new();
+    for (case, kinds, world) in CASES {
+        let v = verdict_of(&synth.component(case));
+        let got: Vec<ProblemKind> = v.problems.iter().map(|p| p.kind).collect();
+        assert_eq!(&got, kinds, "case `{case}`: {:#?}", v.problems);
+        assert_eq!(v.compatible, kinds.is_empty(), "case `{case}`");
+        if kinds.is_empty() {
+            assert_eq!(v.world.as_deref(), Some(format!("worldfit:wasmtime/{world}@48.0.0").as_str()), "case `{case}`");
+        } else {
+            assert!(v.world.is_none() && v.closest.is_some(), "case `{case}`");
+        }
+    }
+}
+
+#[test]
+fn problems_say_what_the_host_has_instead() {
+    let synth = Synth::new();
+    let v = verdict_of(&synth.component("cli-newer-function"));
+    assert_eq!(v.problems[0].name, "wasi:cli/environment@0.2.99#get-sandbox-flavor");
+    assert_eq!(
+        v.problems[0].detail,
+        "imports wasi:cli/environment@0.2.99 function `get-sandbox-flavor`; host has wasi:cli/environment@0.2.12 without it"
+    );
+    let v = verdict_of(&synth.component("cli-changed-type"));
+    assert_eq!(
+        v.problems[0].detail,
+        "imports `get-environment` as `func() -> list<string>`; host wasi:cli/environment@0.2.12 has `func() -> list<tuple<string, string>>`"
+    );
+    let v = verdict_of(&synth.component("cli-prerelease"));
+    assert!(v.problems[0].detail.contains("host has wasi:cli/environment@0.2.12, wasi:cli/environment@0.3.0"), "{}", v.problems[0].detail);
+    let v = verdict_of(&synth.component("cli-old-track"));
+    assert!(v.problems[0].detail.contains("no version on track 0.1"), "{}", v.problems[0].detail);
+    let v = verdict_of(&synth.component("library"));
+    assert!(v.problems[0].detail.contains("the component exports acme:lib/api@1.0.0"), "{}", v.problems[0].detail);
+}
+
+#[test]
+fn every_problem_is_listed_not_just_the_first() {
+    // The bad wasip1 module has four problems; all four are reported.
+    let v = verdict_of(&wat_module("wasip1-bad.wat"));
+    let kinds: Vec<ProblemKind> = v.problems.iter().map(|p| p.kind).collect();
+    assert_eq!(
+        kinds,
+        [ProblemKind::UnsupportedImport, ProblemKind::MissingFunction, ProblemKind::FunctionMismatch, ProblemKind::NoEntryPoint]
+    );
+}
+
+#[test]
+fn wasip1_modules_run_on_the_builtin_host_only() {
+    let bytes = wat_module("wasip1-hello.wat");
+    let v = verdict_of(&bytes);
+    assert!(v.compatible, "{:?}", v.problems);
+    assert_eq!(v.world.as_deref(), Some("wasip1"));
+    let wit_host = Host::from_wit(&common::root().join("wit"), &["wasip2-command".into()]).unwrap();
+    let v = check(&decode(&bytes).unwrap(), &wit_host);
+    assert!(!v.compatible);
+    assert_eq!(v.problems[0].kind, ProblemKind::UnsupportedKind);
+}
+
+#[test]
+fn platforms_name_the_target_world_and_the_uncovered_imports() {
+    let synth = Synth::new();
+    let known = worldfit::host::standard_worlds();
+    let p = |case: &str| platform(&decode(&synth.component(case)).unwrap(), &known);
+    let cli = p("cli-020");
+    assert_eq!((cli.os.as_str(), cli.os_features.clone()), ("wasip2", vec!["wasi:cli/command@0.2.0".to_string()]));
+    let client = p("cli-http-client");
+    assert_eq!(
+        client.os_features,
+        ["wasi:cli/command@0.2.12", "wasi:http/outgoing-handler@0.2.12", "wasi:http/types@0.2.12"]
+    );
+    let proxy = p("proxy-020");
+    assert_eq!(proxy.os_features, ["wasi:http/proxy@0.2.0"]);
+    let p3 = p("cli-p3");
+    assert_eq!((p3.os.as_str(), p3.os_features.clone()), ("wasip3", vec!["wasi:cli/command@0.3.0".to_string()]));
+    let svc = p("service-p3");
+    assert_eq!((svc.os.as_str(), svc.os_features.clone()), ("wasip3", vec!["wasi:http/service@0.3.0".to_string()]));
+    assert_eq!(p("mixed-p2-p3").os, "wasip3");
+    let lib = p("library");
+    assert_eq!(lib.os_features, ["wasi:cli/environment@0.2.12"]);
+    let module = platform(&decode(&wat_module("wasip1-hello.wat")).unwrap(), &known);
+    assert_eq!((module.os.as_str(), module.os_features.len()), ("wasip1", 0));
+}
+
+#[test]
+fn feature_levels_are_yes_maybe_no() {
+    use worldfit::features::{Level, feature_levels};
+    let host = Host::wasmtime();
+    let f = |v: &[&str]| feature_levels(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>(), &host).0;
+    assert_eq!(f(&["wasi:cli/command@0.2.6"]), Level::Yes);
+    assert_eq!(f(&["wasi:cli/command@0.2.99"]), Level::Maybe);
+    assert_eq!(f(&["wasi:cli/command@0.3.0", "wasi:http/service@0.3.0"]), Level::Yes);
+    assert_eq!(f(&["wasi:cli/command@0.2.6", "wasi:http/types@0.2.20"]), Level::Maybe);
+    assert_eq!(f(&["wasi:cli/command@0.2.6", "acme:kv/store@1.0.0"]), Level::No);
+    assert_eq!(f(&["wasi:cli/command@0.4.0"]), Level::No);
+    assert_eq!(f(&["wasi:cli/command@0.3.0-rc-2025-08-15"]), Level::No);
+    assert_eq!(f(&["not a wit name"]), Level::No);
+    assert_eq!(f(&[]), Level::Yes);
+    // A WIT host with only WASI 0.2.0 meets 0.2.6 features at the maybe level.
+    let old = Host::from_wit(&common::root().join("tests/wit/wasi-0.2.0"), &["wasi:cli/command@0.2.0".into()]).unwrap();
+    let (level, per) = feature_levels(&["wasi:cli/command@0.2.6".to_string()], &old);
+    assert_eq!(level, Level::Maybe);
+    assert_eq!(per[0].host_has.as_deref(), Some("wasi:cli/command@0.2.0"));
+}
+
+#[test]
+fn real_fixtures_decode_as_expected() {
+    let hello = decode(&std::fs::read(common::fixture("hello-cli.wasm")).unwrap()).unwrap();
+    assert!(matches!(hello, Wasm::Component(_)));
+    let v = check(&hello, &Host::wasmtime());
+    assert!(v.compatible);
+    let http = decode(&std::fs::read(common::fixture("http-handler.wasm")).unwrap()).unwrap();
+    let v = check(&http, &Host::wasmtime());
+    assert_eq!(v.world.as_deref(), Some("worldfit:wasmtime/wasip2-http@48.0.0"));
+}
