@@ -135,6 +135,15 @@ pub fn decode(bytes: &[u8]) -> Result<Wasm, DecodeError> {
             "unknown binary version or layer in the header"
         )));
     }
+    // `wit_component::decode` reads through a buffer that it grows by each
+    // section's *declared* size before checking it against the input, so a
+    // header claiming 4 GiB would allocate 4 GiB. Check the framing of every
+    // section (nested ones included) against the real bytes first.
+    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+        if let Err(e) = payload {
+            return Err(DecodeError::Malformed(e.into()));
+        }
+    }
     match wit_component::decode(bytes) {
         Ok(wit_component::DecodedWasm::Component(resolve, world)) => Ok(Wasm::Component(Component { resolve, world })),
         Ok(wit_component::DecodedWasm::WitPackage(..)) => Err(DecodeError::WitPackage),

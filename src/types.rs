@@ -219,6 +219,8 @@ pub fn render_function(resolve: &Resolve, f: &Function) -> String {
         _ => "func",
     };
     match f.result {
+        // WIT spells constructors without their (implied) `own<T>` result.
+        Some(_) if matches!(f.kind, FunctionKind::Constructor(_)) => format!("{prefix}({params})"),
         Some(t) => format!("{prefix}({params}) -> {}", render_type(resolve, t)),
         None => format!("{prefix}({params})"),
     }
