@@ -1,4 +1,28 @@
-//! worldfit
+//! worldfit answers, before anything runs: *will this WebAssembly component
+//! run on this host?*
+//!
+//! It reads what a binary needs (a component's imports and exports with their
+//! types, or a wasip1 module's core imports), reads what a host offers (WIT
+//! worlds, or the built-in profile of the embedded wasmtime 48), and gives a
+//! verdict that names every problem and what the host has instead. It also
+//! computes the OCI platform (`os`, `os.features`) that lets an image index
+//! say which build needs what.
+//!
+//! ```
+//! use worldfit::{Host, check, decode};
+//!
+//! let bytes = std::fs::read("fixtures/hello-cli.wasm")?;
+//! let wasm = decode(&bytes)?;
+//! let verdict = check(&wasm, &Host::wasmtime());
+//! assert!(verdict.compatible);
+//! assert_eq!(verdict.world.as_deref(), Some("worldfit:wasmtime/wasip2-command@48.0.0"));
+//! for problem in &verdict.problems {
+//!     eprintln!("{}: {}", problem.name, problem.detail);
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![deny(missing_docs)]
+
 pub mod component;
 pub mod features;
 pub mod host;
@@ -7,3 +31,10 @@ pub mod types;
 pub mod verdict;
 pub mod wasip1;
 pub mod wit_name;
+
+pub use component::{DecodeError, Wasm, decode};
+pub use features::{Level, feature_levels};
+pub use host::Host;
+pub use platform::{Platform, platform};
+pub use verdict::{Problem, ProblemKind, Verdict, check};
+pub use wit_name::{Track, WitName};
