@@ -211,13 +211,14 @@ fn main() {
         } else {
             String::new()
         };
-        println!(
+        let line = format!(
             "  {:<name_w$}  {:>5.1} MiB  {:>10}  {:>14}  {target}",
             format!("{}.wasm", input.name),
             input.bytes.len() as f64 / (1024.0 * 1024.0),
             fmt_ms(d),
             fmt_ms(dc),
         );
+        println!("{}", line.trim_end());
     }
     println!("  {:<name_w$}  {:>9}  {:>10}", "Host::wasmtime()", "", fmt_ms(median_ns(&out_dir, "host", "wasmtime", started)));
     if missed {

@@ -1,0 +1,19 @@
+//! Writes the synthesized "newer patch function" component where the README's
+//! example expects it, when asked (`WORLDFIT_WRITE_EXAMPLE=DIR`); otherwise
+//! checks that the README's incompatible example still reads as documented.
+
+mod common;
+
+#[test]
+fn readme_incompatible_example_matches() {
+    let synth = common::Synth::new();
+    let file = synth.component_file("cli-newer-function");
+    if let Ok(dir) = std::env::var("WORLDFIT_WRITE_EXAMPLE") {
+        std::fs::copy(&file, std::path::Path::new(&dir).join("newer.wasm")).unwrap();
+    }
+    let out = common::worldfit(&["check", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8(out.stdout).unwrap().replace(file.to_str().unwrap(), "newer.wasm");
+    let readme = std::fs::read_to_string(common::root().join("README.md")).unwrap();
+    assert!(readme.contains(&text), "README.md should show this output:\n{text}");
+}
