@@ -23,6 +23,7 @@
 //! ```
 #![deny(missing_docs)]
 
+pub mod cache;
 pub mod component;
 pub mod features;
 pub mod host;
