@@ -132,6 +132,9 @@ pub struct Host {
     pub worlds: Vec<HostWorld>,
     /// Whether the host runs WASI 0.1 core modules.
     pub wasip1: bool,
+    /// Whether this is the built-in profile of the embedded wasmtime, the
+    /// only host worldfit can confirm by instantiating.
+    pub builtin: bool,
     /// Worlds the host may advertise support for (standard WASI worlds and
     /// any with entry points in the host's own WIT).
     pub known_worlds: Vec<KnownWorld>,
@@ -149,7 +152,7 @@ impl Host {
             })
             .collect();
         let known_worlds = entry_worlds(&resolve, |ns| ns == "wasi");
-        Host { name: "wasmtime".into(), resolve, worlds, wasip1: true, known_worlds }
+        Host { name: "wasmtime".into(), resolve, worlds, wasip1: true, builtin: true, known_worlds }
     }
 
     /// A host defined by WIT: a directory (with `deps/`) or a single file,
@@ -189,7 +192,7 @@ impl Host {
                 known_worlds.push(k);
             }
         }
-        Ok(Host { name: path.display().to_string(), resolve, worlds, wasip1: false, known_worlds })
+        Ok(Host { name: path.display().to_string(), resolve, worlds, wasip1: false, builtin: false, known_worlds })
     }
 
     /// The OCI `os` values this host runs: `wasip1`, `wasip2`, `wasip3`.
@@ -279,6 +282,33 @@ impl Host {
             (k, _) => k.clone(),
         };
         Some(version)
+    }
+
+    /// Confirms by linking and instantiating in the embedded wasmtime, for the
+    /// built-in host; `None` for WIT-defined hosts, whose confirmation is the
+    /// type-level verdict.
+    #[cfg(feature = "wasmtime")]
+    pub fn confirm(&self, bytes: &[u8], options: &crate::confirm::ConfirmOptions) -> Option<crate::confirm::Confirmation> {
+        if !self.builtin {
+            return None;
+        }
+        Some(match crate::confirm::Embedded::get() {
+            Ok(embedded) => embedded.confirm(bytes, options),
+            Err(message) => crate::confirm::Confirmation::failed(crate::confirm::Failure::Instantiate, message),
+        })
+    }
+
+    /// Async [`Host::confirm`], for callers already inside a tokio runtime
+    /// (a shim's): instantiation awaits instead of blocking a worker.
+    #[cfg(feature = "wasmtime")]
+    pub async fn confirm_async(&self, bytes: &[u8], options: &crate::confirm::ConfirmOptions) -> Option<crate::confirm::Confirmation> {
+        if !self.builtin {
+            return None;
+        }
+        Some(match crate::confirm::Embedded::get() {
+            Ok(embedded) => embedded.confirm_async(bytes, options).await,
+            Err(message) => crate::confirm::Confirmation::failed(crate::confirm::Failure::Instantiate, message),
+        })
     }
 
     /// Finds a world by its full name or its bare name.

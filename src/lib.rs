@@ -25,6 +25,8 @@
 
 pub mod cache;
 pub mod component;
+#[cfg(feature = "wasmtime")]
+pub mod confirm;
 pub mod features;
 pub mod host;
 pub mod platform;

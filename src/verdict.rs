@@ -41,6 +41,13 @@ pub enum ProblemKind {
     UnsupportedImport,
     /// The host cannot run this kind of binary at all.
     UnsupportedKind,
+    /// The embedded wasmtime could not compile the binary.
+    CompileFailed,
+    /// Linking or instantiating in the embedded wasmtime failed (the detail
+    /// is wasmtime's own message): a trap in a start function, a limit.
+    InstantiateFailed,
+    /// Instantiation did not finish within the time limit.
+    TimedOut,
 }
 
 /// One reason a binary doesn't fit a host world.

@@ -11,7 +11,9 @@ use worldfit::verdict::{Problem, check};
 
 /// Check whether a component or wasip1 module runs on a host
 #[derive(Args)]
-#[command(after_help = "Examples:\n  worldfit check app.wasm\n  worldfit check app.wasm --wit wit/ --world my-host --json\n\n\
+#[command(after_help = "Types are checked first; for the built-in host the binary is then linked and \
+instantiated in the embedded wasmtime (sandboxed, nothing beyond start functions runs).\n\n\
+Examples:\n  worldfit check app.wasm\n  worldfit check app.wasm --no-confirm --json\n  worldfit check app.wasm --wit wit/ --world my-host\n\n\
 Exit status:\n  0  compatible\n  1  incompatible (every problem is listed)\n  2  error: the file or the host could not be read")]
 pub struct Opts {
     /// The component or core module to check.
@@ -24,6 +26,25 @@ pub struct Opts {
     /// Print machine-readable JSON (documented in README.md).
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    sandbox: SandboxOpts,
+}
+
+/// Limits and cache of the embedded wasmtime.
+#[derive(Args)]
+pub struct SandboxOpts {
+    /// Time limit for instantiation (start functions), in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 5.0)]
+    time_limit: f64,
+    /// Largest size of any one linear memory, in MiB.
+    #[arg(long, value_name = "MIB", default_value_t = 512)]
+    memory_limit: usize,
+    /// Compile cache directory [default: $XDG_CACHE_HOME/worldfit or ~/.cache/worldfit].
+    #[arg(long, value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Compile every time; don't read or write the cache.
+    #[arg(long, conflicts_with = "cache_dir")]
+    no_cache: bool,
 }
 
 /// `check --json`.
@@ -35,21 +56,21 @@ struct Report {
     world: Option<String>,
     closest: Option<String>,
     confirmed: bool,
-    /// How far the check went: `types` (the type-level verdict) or `instantiate`.
+    /// How far the check went: `types` or `instantiate`.
     level: &'static str,
     problems: Vec<Problem>,
+    #[cfg(feature = "wasmtime")]
+    confirmation: Option<worldfit::confirm::Confirmation>,
 }
 
 impl Opts {
     pub fn run(self) -> Result<u8> {
         let host = self.host.host()?;
-        let wasm = read_wasm(&self.file)?;
+        let (bytes, wasm) = read_wasm(&self.file)?;
         let verdict = check(&wasm, &host);
-        // Instantiation arrives with the embedded wasmtime; until then every
-        // answer is the type-level one, and says so.
-        let _ = self.no_confirm;
-        let report = Report {
-            file: self.file.display().to_string(),
+        let file = self.file.display().to_string();
+        let mut report = Report {
+            file: file.clone(),
             host: host.name.clone(),
             compatible: verdict.compatible,
             world: verdict.world,
@@ -57,25 +78,32 @@ impl Opts {
             confirmed: false,
             level: "types",
             problems: verdict.problems,
+            #[cfg(feature = "wasmtime")]
+            confirmation: None,
         };
+        #[cfg(feature = "wasmtime")]
+        if report.compatible && !self.no_confirm && host.builtin {
+            self.confirm(&host, &bytes, &mut report)?;
+        }
+        let _ = &bytes;
         let code = if report.compatible { 0 } else { 1 };
         if self.json {
             print_json(&report)?;
             return Ok(code);
         }
+        let how = match (report.level, host.builtin) {
+            ("instantiate", _) => "instantiated in the embedded wasmtime",
+            (_, false) => "types checked; a WIT host is confirmed at the type level",
+            _ if cfg!(feature = "wasmtime") => "types checked; not instantiated (--no-confirm)",
+            _ => "types checked; built without the `wasmtime` feature, so not instantiated",
+        };
         let text = if report.compatible {
-            format!(
-                "compatible: `{}` runs on `{}` world `{}` (types checked; not instantiated)\n",
-                report.file,
-                report.host,
-                report.world.as_deref().unwrap_or_default()
-            )
+            format!("compatible: `{file}` runs on `{}` world `{}` ({how})\n", report.host, report.world.as_deref().unwrap_or_default())
         } else {
             let closest = report.closest.as_deref().map(|c| format!("; closest world `{c}`")).unwrap_or_default();
             let n = report.problems.len();
             let mut text = format!(
-                "incompatible: `{}` fits no world of `{}`{closest}, {n} problem{}:\n",
-                report.file,
+                "incompatible: `{file}` fits no world of `{}`{closest}, {n} problem{}:\n",
                 report.host,
                 if n == 1 { "" } else { "s" }
             );
@@ -89,5 +117,53 @@ impl Opts {
         };
         print(&text)?;
         Ok(code)
+    }
+
+    #[cfg(feature = "wasmtime")]
+    fn confirm(&self, host: &worldfit::Host, bytes: &[u8], report: &mut Report) -> Result<()> {
+        use worldfit::confirm::{ConfirmOptions, Failure, Limits};
+        use worldfit::verdict::ProblemKind;
+        let s = &self.sandbox;
+        if !(s.time_limit.is_finite() && s.time_limit > 0.0 && s.time_limit <= 3600.0) {
+            anyhow::bail!("--time-limit must be between 0 and 3600 seconds, not {}", s.time_limit);
+        }
+        let cache = if s.no_cache {
+            None
+        } else {
+            s.cache_dir.clone().or_else(worldfit::cache::CompileCache::default_dir).map(worldfit::cache::CompileCache::new)
+        };
+        let options = ConfirmOptions {
+            limits: Limits {
+                memory_bytes: s.memory_limit.saturating_mul(1 << 20),
+                time: std::time::Duration::from_secs_f64(s.time_limit),
+                ..Limits::default()
+            },
+            cache,
+        };
+        let confirmation = {
+            let _progress = super::progress::Progress::start(format!("compiling `{}`", report.file), !self.json);
+            host.confirm(bytes, &options).expect("the built-in host confirms")
+        };
+        if let Some(note) = &confirmation.cache_note {
+            eprintln!("warning: compile cache: {note}");
+        }
+        report.level = "instantiate";
+        report.confirmed = confirmation.instantiated;
+        if !confirmation.instantiated {
+            report.compatible = false;
+            report.closest = report.world.take();
+            let message = confirmation.message.clone().unwrap_or_default();
+            let (kind, detail) = match confirmation.failure {
+                Some(Failure::TimedOut) => (
+                    ProblemKind::TimedOut,
+                    format!("timed out instantiating `{}` after {} s ({message})", report.file, s.time_limit),
+                ),
+                Some(Failure::Compile) => (ProblemKind::CompileFailed, message),
+                _ => (ProblemKind::InstantiateFailed, message),
+            };
+            report.problems.push(Problem { kind, name: report.file.clone(), detail });
+        }
+        report.confirmation = Some(confirmation);
+        Ok(())
     }
 }

@@ -113,7 +113,7 @@ fn module_items(m: &CoreModule) -> (Vec<Item>, Vec<Item>) {
 
 impl Opts {
     pub fn run(self) -> Result<u8> {
-        let wasm = read_wasm(&self.file)?;
+        let (_, wasm) = read_wasm(&self.file)?;
         let known = standard_worlds();
         let platform = platform(&wasm, &known);
         let (kind, target_names, imports, exports) = match &wasm {

@@ -4,6 +4,8 @@ mod check;
 mod host;
 mod inspect;
 mod output;
+#[cfg(feature = "wasmtime")]
+mod progress;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -64,12 +66,13 @@ impl HostOpts {
 }
 
 /// Reads and decodes a wasm file, with errors that name it.
-pub fn read_wasm(path: &Path) -> Result<Wasm> {
+pub fn read_wasm(path: &Path) -> Result<(Vec<u8>, Wasm)> {
     let bytes = std::fs::read(path).with_context(|| format!("failed to read `{}`", path.display()))?;
-    worldfit::component::decode(&bytes).map_err(|e| match e {
+    let wasm = worldfit::component::decode(&bytes).map_err(|e| match e {
         worldfit::component::DecodeError::Malformed(cause) => {
             cause.context(format!("`{}` is not a valid WebAssembly component or module", path.display()))
         }
         other => anyhow::anyhow!("`{}` {other}", path.display()),
-    })
+    })?;
+    Ok((bytes, wasm))
 }

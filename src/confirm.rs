@@ -1,0 +1,472 @@
+//! The last level of the verdict: link and instantiate in the embedded
+//! wasmtime 48, in a sandbox. Only with the `wasmtime` cargo feature.
+//!
+//! The linker here *is* the built-in `wasmtime` host profile: wasmtime-wasi p2
+//! and wasmtime-wasi-http p2 (WASI 0.2.12), wasmtime-wasi p3 and
+//! wasmtime-wasi-http p3 (WASI 0.3.0), and wasmtime-wasi p1 for core modules.
+//! `tests/profile.rs` proves that `wit/worldfit.wit` describes exactly this.
+//!
+//! Nothing runs beyond instantiation: start functions do (they are part of
+//! instantiating), `run`/`handle`/`_start` never. The sandbox has no preopened
+//! directories, no environment, no arguments, empty stdin, captured and capped
+//! stdout/stderr, no sockets, outgoing HTTP refused, a per-memory size limit
+//! and a wall-clock limit (epoch interruption for wasm, a timer for host calls).
+//!
+//! Compiling is the expensive part, so it uses Winch (a baseline compiler,
+//! several times faster than Cranelift) and falls back to Cranelift for what
+//! Winch can't compile; results are kept in a verified [`CompileCache`].
+
+use crate::cache::{CompileCache, Miss, sha256_hex};
+use sha2::{Digest, Sha256};
+use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+use wasmtime::component::Component;
+use wasmtime::{Config, Engine, Module, Store, StoreLimits, StoreLimitsBuilder, Strategy};
+use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi::p2::pipe::{MemoryInputPipe, MemoryOutputPipe};
+use wasmtime_wasi::{WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
+
+/// How often the epoch advances; the time limit's granularity.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Limits of the sandbox, with defaults the CLI exposes as flags.
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// Largest size of any one linear memory, in bytes (default 512 MiB).
+    pub memory_bytes: usize,
+    /// Wall-clock budget for instantiation, start functions included (default 5 s).
+    pub time: Duration,
+    /// Capacity of each captured output stream (default 64 KiB).
+    pub output_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits { memory_bytes: 512 << 20, time: Duration::from_secs(5), output_bytes: 64 << 10 }
+    }
+}
+
+/// How to confirm: limits, and where to cache compiled code.
+#[derive(Debug, Clone, Default)]
+pub struct ConfirmOptions {
+    /// Sandbox limits.
+    pub limits: Limits,
+    /// The compile cache; `None` compiles every time.
+    pub cache: Option<CompileCache>,
+}
+
+/// Which compiler produced the code that was instantiated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    /// The baseline compiler (fast to compile).
+    Winch,
+    /// The optimizing compiler, for what Winch can't compile.
+    Cranelift,
+}
+
+/// Why a confirmation failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Failure {
+    /// Neither compiler accepted the binary.
+    Compile,
+    /// Linking or instantiating failed (missing import, trap, limit).
+    Instantiate,
+    /// Instantiation did not finish within the time limit.
+    TimedOut,
+}
+
+/// The outcome of linking and instantiating.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Confirmation {
+    /// Whether instantiation succeeded.
+    pub instantiated: bool,
+    /// Why not, when it didn't.
+    pub failure: Option<Failure>,
+    /// wasmtime's own message, on one line, when it didn't.
+    pub message: Option<String>,
+    /// The compiler whose code ran (`None` if nothing compiled).
+    pub backend: Option<Backend>,
+    /// Whether the compiled code came from the cache.
+    pub cached: bool,
+    /// A warning about the cache (unwritable, discarded entry), if any.
+    pub cache_note: Option<String>,
+    /// Time spent compiling or loading from the cache.
+    #[serde(serialize_with = "millis", rename = "compile_ms")]
+    pub compile: Duration,
+    /// Time spent linking and instantiating.
+    #[serde(serialize_with = "millis", rename = "instantiate_ms")]
+    pub instantiate: Duration,
+    /// What the guest wrote to stdout while instantiating (capped).
+    #[serde(serialize_with = "lossy")]
+    pub stdout: Vec<u8>,
+    /// What the guest wrote to stderr while instantiating (capped).
+    #[serde(serialize_with = "lossy")]
+    pub stderr: Vec<u8>,
+}
+
+impl Confirmation {
+    /// A confirmation that failed before anything compiled.
+    pub fn failed(failure: Failure, message: String) -> Confirmation {
+        Confirmation {
+            instantiated: false,
+            failure: Some(failure),
+            message: Some(message),
+            backend: None,
+            cached: false,
+            cache_note: None,
+            compile: Duration::ZERO,
+            instantiate: Duration::ZERO,
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+        }
+    }
+}
+
+fn millis<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_f64((d.as_secs_f64() * 1e6).round() / 1e3)
+}
+
+fn lossy<S: serde::Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&String::from_utf8_lossy(b))
+}
+
+/// Store data: one type serves components (p2/p3 via `WasiView`,
+/// `WasiHttpView`) and core modules (p1 via the `WasiP1Ctx` inside).
+struct Ctx {
+    wasi: WasiP1Ctx,
+    http: WasiHttpCtx,
+    hooks: RefuseOutgoingHttp,
+    limits: StoreLimits,
+    stdout: MemoryOutputPipe,
+    stderr: MemoryOutputPipe,
+}
+
+impl WasiView for Ctx {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        self.wasi.ctx()
+    }
+}
+
+impl WasiHttpView for Ctx {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        // http bodies are wasi:io streams: they must share WASI's resource table.
+        let WasiCtxView { table, .. } = self.wasi.ctx();
+        WasiHttpCtxView { ctx: &mut self.http, table, hooks: &mut self.hooks }
+    }
+}
+
+/// Refuses every outgoing request (p2 `outgoing-handler`, p3 `client`): the
+/// guest sees `HTTP-request-denied`.
+struct RefuseOutgoingHttp;
+
+type SendResult = Result<
+    (
+        http::Response<wasmtime_wasi_http::WasiBody>,
+        Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+    ),
+    wasmtime_wasi_http::Error,
+>;
+
+impl WasiHttpHooks for RefuseOutgoingHttp {
+    fn send_request(
+        &mut self,
+        _request: http::Request<wasmtime_wasi_http::WasiBody>,
+        _options: Option<wasmtime_wasi_http::RequestOptions>,
+        _fut: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
+    ) -> Box<dyn Future<Output = SendResult> + Send> {
+        Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) })
+    }
+}
+
+/// One engine and the two linkers on it (a compiled artifact only
+/// instantiates in the engine that compiled it).
+struct Runtime {
+    backend: Backend,
+    engine: Engine,
+    components: wasmtime::component::Linker<Ctx>,
+    modules: wasmtime::Linker<Ctx>,
+    /// `precompile_compatibility_hash`, stable across processes: the cache key's second half.
+    compat: String,
+}
+
+impl Runtime {
+    fn new(backend: Backend) -> wasmtime::Result<Runtime> {
+        let mut config = Config::new();
+        config
+            .strategy(match backend {
+                Backend::Winch => Strategy::Winch,
+                Backend::Cranelift => Strategy::Cranelift,
+            })
+            .wasm_component_model(true)
+            .wasm_component_model_async(true)
+            .epoch_interruption(true);
+        let engine = Engine::new(&config)?;
+        let mut components = wasmtime::component::Linker::<Ctx>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut components)?;
+        // Only the http interfaces: the proxy variant re-adds p2 interfaces.
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut components)?;
+        wasmtime_wasi::p3::add_to_linker(&mut components)?;
+        wasmtime_wasi_http::p3::add_to_linker(&mut components)?;
+        let mut modules = wasmtime::Linker::<Ctx>::new(&engine);
+        wasmtime_wasi::p1::add_to_linker_async(&mut modules, |c: &mut Ctx| &mut c.wasi)?;
+        let compat = compat_hash(&engine);
+        Ok(Runtime { backend, engine, components, modules, compat })
+    }
+}
+
+/// Feeds `Hash` output into SHA-256: a hasher that is the same in every
+/// process and Rust release, unlike `DefaultHasher`.
+struct ShaHasher(Sha256);
+
+impl Hasher for ShaHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        self.0.update(bytes);
+    }
+    fn finish(&self) -> u64 {
+        let digest = self.0.clone().finalize();
+        u64::from_le_bytes(digest[..8].try_into().expect("8 bytes"))
+    }
+}
+
+fn compat_hash(engine: &Engine) -> String {
+    let mut h = ShaHasher(Sha256::new());
+    engine.precompile_compatibility_hash().hash(&mut h);
+    format!("{:016x}", h.finish())
+}
+
+/// The process-wide embedded runtime: both engines, their linkers, and the
+/// thread that advances their epochs.
+pub struct Embedded {
+    winch: Runtime,
+    cranelift: Runtime,
+    ticker_stop: Arc<AtomicBool>,
+}
+
+impl Drop for Embedded {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// A compiled artifact of either kind.
+enum Artifact {
+    Component(Component),
+    Module(Module),
+}
+
+impl Embedded {
+    /// The shared instance, built on first use.
+    pub fn get() -> Result<&'static Embedded, String> {
+        static EMBEDDED: OnceLock<Result<Embedded, String>> = OnceLock::new();
+        EMBEDDED.get_or_init(|| Embedded::new().map_err(|e| format!("{e:#}"))).as_ref().map_err(Clone::clone)
+    }
+
+    fn new() -> wasmtime::Result<Embedded> {
+        // (wasmtime is built without its `backtrace` feature, so its error
+        // messages carry no backtraces.)
+        let winch = Runtime::new(Backend::Winch)?;
+        let cranelift = Runtime::new(Backend::Cranelift)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let engines = [winch.engine.weak(), cranelift.engine.weak()];
+        let flag = stop.clone();
+        std::thread::Builder::new()
+            .name("worldfit-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(EPOCH_TICK);
+                    for e in &engines {
+                        if let Some(e) = e.upgrade() {
+                            e.increment_epoch();
+                        }
+                    }
+                }
+            })
+            .map_err(|e| wasmtime::format_err!("cannot start the epoch thread: {e}"))?;
+        Ok(Embedded { winch, cranelift, ticker_stop: stop })
+    }
+
+    fn runtime(&self, backend: Backend) -> &Runtime {
+        match backend {
+            Backend::Winch => &self.winch,
+            Backend::Cranelift => &self.cranelift,
+        }
+    }
+
+    /// Compiles with Winch, or Cranelift where Winch can't; via the cache.
+    fn compile(&self, bytes: &[u8], is_component: bool, options: &ConfirmOptions, c: &mut Confirmation) -> Result<(Backend, Artifact), String> {
+        let start = Instant::now();
+        let digest = options.cache.as_ref().map(|_| sha256_hex(bytes));
+        let kind = if is_component { "component" } else { "module" };
+        // A cached artifact from either compiler will do.
+        if let (Some(cache), Some(digest)) = (&options.cache, &digest) {
+            for rt in [&self.winch, &self.cranelift] {
+                let key = format!("{kind}-{digest}-{}", rt.compat);
+                match cache.load(&key) {
+                    Ok(Ok(payload)) => {
+                        // SAFETY: the entry was written by this cache (verified owner,
+                        // mode, length and checksum), from `serialize` of an engine with
+                        // the same compatibility hash; wasmtime checks its header too.
+                        let loaded = unsafe {
+                            if is_component {
+                                Component::deserialize(&rt.engine, &payload).map(Artifact::Component)
+                            } else {
+                                Module::deserialize(&rt.engine, &payload).map(Artifact::Module)
+                            }
+                        };
+                        match loaded {
+                            Ok(a) => {
+                                c.cached = true;
+                                c.compile = start.elapsed();
+                                return Ok((rt.backend, a));
+                            }
+                            Err(e) => c.cache_note = Some(format!("discarded cache entry `{key}`: {e}")),
+                        }
+                    }
+                    Ok(Err(Miss::Discarded(why))) => c.cache_note = Some(format!("discarded cache entry `{key}`: {why}")),
+                    Ok(Err(Miss::Absent)) | Err(_) => {}
+                }
+            }
+        }
+        let build = |rt: &Runtime| -> wasmtime::Result<Artifact> {
+            // A Winch lowering that panics must not take the process down.
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                if is_component {
+                    Component::new(&rt.engine, bytes).map(Artifact::Component)
+                } else {
+                    Module::new(&rt.engine, bytes).map(Artifact::Module)
+                }
+            }))
+            .unwrap_or_else(|_| Err(wasmtime::format_err!("the {:?} compiler panicked", rt.backend)))
+        };
+        let (rt, artifact) = match build(&self.winch) {
+            Ok(a) => (&self.winch, a),
+            Err(_) => match build(&self.cranelift) {
+                Ok(a) => (&self.cranelift, a),
+                Err(e) => {
+                    c.compile = start.elapsed();
+                    return Err(one_line(&e));
+                }
+            },
+        };
+        c.compile = start.elapsed();
+        if let (Some(cache), Some(digest)) = (&options.cache, &digest) {
+            let key = format!("{kind}-{digest}-{}", rt.compat);
+            let serialized = match &artifact {
+                Artifact::Component(a) => a.serialize(),
+                Artifact::Module(a) => a.serialize(),
+            };
+            let stored = serialized.map_err(|e| anyhow::anyhow!("{e}")).and_then(|bytes| cache.store(&key, &bytes));
+            if let Err(e) = stored {
+                c.cache_note = Some(format!("not cached: {e:#}"));
+            }
+        }
+        Ok((rt.backend, artifact))
+    }
+
+    fn store(&self, rt: &Runtime, limits: &Limits) -> Store<Ctx> {
+        let stdout = MemoryOutputPipe::new(limits.output_bytes);
+        let stderr = MemoryOutputPipe::new(limits.output_bytes);
+        let mut b = WasiCtxBuilder::new();
+        // The defaults are already empty; spelled out so a new default can't widen the sandbox.
+        b.stdin(MemoryInputPipe::new(&b""[..]))
+            .stdout(stdout.clone())
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false)
+            .socket_addr_check(|_, _| Box::pin(async { false }));
+        let ctx = Ctx {
+            wasi: b.build_p1(),
+            http: WasiHttpCtx::new(),
+            hooks: RefuseOutgoingHttp,
+            limits: StoreLimitsBuilder::new()
+                .memory_size(limits.memory_bytes)
+                // A failed grow traps with a clear message instead of returning
+                // -1 to a guest that may spin on it until the time limit.
+                .trap_on_grow_failure(true)
+                .build(),
+            stdout,
+            stderr,
+        };
+        let mut store = Store::new(&rt.engine, ctx);
+        store.limiter(|c| &mut c.limits);
+        let ticks = (limits.time.as_millis() / EPOCH_TICK.as_millis()).max(1) as u64;
+        store.set_epoch_deadline(ticks);
+        store.epoch_deadline_trap();
+        store
+    }
+
+    /// Links and instantiates, never calling an export.
+    pub async fn confirm_async(&self, bytes: &[u8], options: &ConfirmOptions) -> Confirmation {
+        let mut c = Confirmation::failed(Failure::Instantiate, String::new());
+        c.failure = None;
+        c.message = None;
+        let is_component = wasmparser::Parser::is_component(bytes);
+        let (backend, artifact) = match self.compile(bytes, is_component, options, &mut c) {
+            Ok(x) => x,
+            Err(message) => {
+                c.failure = Some(Failure::Compile);
+                c.message = Some(message);
+                return c;
+            }
+        };
+        c.backend = Some(backend);
+        let rt = self.runtime(backend);
+        let mut store = self.store(rt, &options.limits);
+        let start = Instant::now();
+        // Epochs interrupt wasm; a start function blocked in a host call (a
+        // sleep, a poll) is bounded by this timer instead.
+        let budget = options.limits.time + EPOCH_TICK * 2;
+        let result = match &artifact {
+            Artifact::Component(a) => {
+                tokio::time::timeout(budget, rt.components.instantiate_async(&mut store, a)).await.map(|r| r.map(drop))
+            }
+            Artifact::Module(a) => {
+                tokio::time::timeout(budget, rt.modules.instantiate_async(&mut store, a)).await.map(|r| r.map(drop))
+            }
+        };
+        c.instantiate = start.elapsed();
+        match result {
+            Ok(Ok(())) => c.instantiated = true,
+            Ok(Err(e)) if e.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::Interrupt) => {
+                c.failure = Some(Failure::TimedOut);
+                c.message = Some(one_line(&e));
+            }
+            Ok(Err(e)) => {
+                c.failure = Some(Failure::Instantiate);
+                c.message = Some(one_line(&e));
+            }
+            Err(_) => {
+                c.failure = Some(Failure::TimedOut);
+                c.message = Some("blocked in a host call".into());
+            }
+        }
+        c.stdout = store.data().stdout.contents().to_vec();
+        c.stderr = store.data().stderr.contents().to_vec();
+        c
+    }
+
+    /// [`Embedded::confirm_async`] on a private current-thread runtime.
+    pub fn confirm(&self, bytes: &[u8], options: &ConfirmOptions) -> Confirmation {
+        match tokio::runtime::Builder::new_current_thread().enable_time().build() {
+            Ok(rt) => rt.block_on(self.confirm_async(bytes, options)),
+            Err(e) => Confirmation::failed(Failure::Instantiate, format!("cannot start an async runtime: {e}")),
+        }
+    }
+
+    /// Compiles with the default Cranelift configuration, as a plain
+    /// `Component::new` would: the baseline the benchmarks compare against.
+    pub fn cranelift_engine(&self) -> &Engine {
+        &self.cranelift.engine
+    }
+}
+
+/// wasmtime's error chain, joined on one line.
+fn one_line(e: &wasmtime::Error) -> String {
+    format!("{e:#}").lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ")
+}
