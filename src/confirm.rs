@@ -78,6 +78,8 @@ pub enum Failure {
     Instantiate,
     /// Instantiation did not finish within the time limit.
     TimedOut,
+    /// A memory grew past the memory limit.
+    MemoryLimit,
 }
 
 /// The outcome of linking and instantiating.
@@ -438,8 +440,14 @@ impl Embedded {
                 c.message = Some(one_line(&e));
             }
             Ok(Err(e)) => {
-                c.failure = Some(Failure::Instantiate);
-                c.message = Some(one_line(&e));
+                let message = one_line(&e);
+                // StoreLimits' `trap_on_grow_failure` is the only source of this trap.
+                c.failure = Some(if message.contains("forcing trap when growing memory") {
+                    Failure::MemoryLimit
+                } else {
+                    Failure::Instantiate
+                });
+                c.message = Some(message);
             }
             Err(_) => {
                 c.failure = Some(Failure::TimedOut);

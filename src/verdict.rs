@@ -48,6 +48,8 @@ pub enum ProblemKind {
     InstantiateFailed,
     /// Instantiation did not finish within the time limit.
     TimedOut,
+    /// A memory grew past the memory limit while instantiating.
+    MemoryLimit,
 }
 
 /// One reason a binary doesn't fit a host world.

@@ -22,6 +22,26 @@ struct CheckJson {
     confirmed: bool,
     level: String,
     problems: Vec<ProblemJson>,
+    /// Present (and non-null) only when instantiation was attempted; absent
+    /// when worldfit is built without the `wasmtime` feature.
+    #[serde(default)]
+    confirmation: Option<ConfirmationJson>,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct ConfirmationJson {
+    instantiated: bool,
+    failure: Option<String>,
+    message: Option<String>,
+    backend: Option<String>,
+    cached: bool,
+    cache_note: Option<String>,
+    compile_ms: f64,
+    instantiate_ms: f64,
+    stdout: String,
+    stderr: String,
 }
 
 #[derive(Deserialize, Debug)]
@@ -112,7 +132,7 @@ fn check_exit_codes_and_json() {
     let out = worldfit(&["check", path(&hello), "--no-confirm", "--json"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let j: CheckJson = serde_json::from_str(&stdout(&out)).unwrap();
-    assert!(j.compatible && !j.confirmed && j.problems.is_empty());
+    assert!(j.compatible && !j.confirmed && j.problems.is_empty() && j.confirmation.is_none());
     assert_eq!(j.world.as_deref(), Some("worldfit:wasmtime/wasip2-command@48.0.0"));
     assert_eq!((j.host.as_str(), j.level.as_str(), j.closest), ("wasmtime", "types", None));
     assert!(j.file.ends_with("hello-cli.wasm"));
@@ -128,6 +148,35 @@ fn check_exit_codes_and_json() {
     assert_eq!(j.problems[0].kind, "missing-function");
     assert_eq!(j.problems[0].name, "wasi:cli/environment@0.2.99#get-sandbox-flavor");
     assert!(j.problems[0].detail.contains("host has wasi:cli/environment@0.2.12 without it"));
+    // Types failed, so nothing was instantiated.
+    assert!(j.confirmation.is_none() && !j.confirmed);
+}
+
+#[cfg(feature = "wasmtime")]
+#[test]
+fn check_json_with_confirmation() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("writes.wasm");
+    std::fs::write(&file, common::wat_module("sandbox/wasip1-writes.wat")).unwrap();
+    let out = worldfit(&["check", path(&file), "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let j: CheckJson = serde_json::from_str(&stdout(&out)).unwrap();
+    assert!(j.compatible && j.confirmed);
+    assert_eq!((j.level.as_str(), j.world.as_deref()), ("instantiate", Some("wasip1")));
+    let c = j.confirmation.unwrap();
+    assert!(c.instantiated && c.failure.is_none() && c.message.is_none());
+    assert_eq!(c.stdout, "hello from start\n");
+    assert!(c.compile_ms >= 0.0 && c.instantiate_ms >= 0.0);
+
+    let file = dir.path().join("trap.wasm");
+    std::fs::write(&file, common::wat_module("sandbox/trap-in-start.wat")).unwrap();
+    let out = worldfit(&["check", path(&file), "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let j: CheckJson = serde_json::from_str(&stdout(&out)).unwrap();
+    assert!(!j.compatible && !j.confirmed && j.world.is_none());
+    assert_eq!(j.closest.as_deref(), Some("worldfit:wasmtime/wasip2-command@48.0.0"));
+    assert_eq!(j.problems[0].kind, "instantiate-failed");
+    assert_eq!(j.confirmation.unwrap().failure.as_deref(), Some("instantiate"));
 }
 
 #[test]

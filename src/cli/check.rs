@@ -159,6 +159,10 @@ impl Opts {
                     format!("timed out instantiating `{}` after {} s ({message})", report.file, s.time_limit),
                 ),
                 Some(Failure::Compile) => (ProblemKind::CompileFailed, message),
+                Some(Failure::MemoryLimit) => (
+                    ProblemKind::MemoryLimit,
+                    format!("a memory grew past the limit of {} MiB while instantiating ({message})", s.memory_limit),
+                ),
                 _ => (ProblemKind::InstantiateFailed, message),
             };
             report.problems.push(Problem { kind, name: report.file.clone(), detail });

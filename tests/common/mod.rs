@@ -100,12 +100,26 @@ pub fn wat_module(name: &str) -> Vec<u8> {
     wat::parse_file(fixture(name)).unwrap()
 }
 
+/// A compile cache private to this test process, so tests never touch the
+/// user's `~/.cache`.
+fn test_cache_home() -> &'static Path {
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| tempfile::tempdir().unwrap()).path()
+}
+
+/// The `worldfit` binary, with the test cache.
+pub fn worldfit_command() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_worldfit"));
+    cmd.env("XDG_CACHE_HOME", test_cache_home());
+    cmd
+}
+
 /// Runs the `worldfit` binary.
 pub fn worldfit(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_worldfit")).args(args).output().expect("worldfit runs")
+    worldfit_command().args(args).output().expect("worldfit runs")
 }
 
 /// Runs `worldfit` with path arguments.
 pub fn worldfit_os(args: &[&std::ffi::OsStr]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_worldfit")).args(args).output().expect("worldfit runs")
+    worldfit_command().args(args).output().expect("worldfit runs")
 }
