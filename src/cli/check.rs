@@ -69,6 +69,7 @@ impl Opts {
         let (bytes, wasm) = read_wasm(&self.file)?;
         let verdict = check(&wasm, &host);
         let file = self.file.display().to_string();
+        #[cfg_attr(not(feature = "wasmtime"), allow(unused_mut))]
         let mut report = Report {
             file: file.clone(),
             host: host.name.clone(),
