@@ -1,33 +1,34 @@
 //! A compile cache for precompiled components that is safe to load.
 //!
-//! Loading precompiled code (`Component::deserialize`) is `unsafe`: the bytes
-//! become machine code. So an entry is only handed out when
-//! - it is a regular file (never followed through a symlink) owned by the
-//!   current user and writable by no one else, and
-//! - its length and SHA-256 checksum, written by worldfit in the entry's
-//!   header, match its payload.
+//! Loading precompiled code (`Component::deserialize_file`) is `unsafe`: the
+//! bytes become machine code. So an entry is only handed out when
+//! - the cache directory and both files of the entry are owned by the current
+//!   user and writable by no one else, and the files are regular files opened
+//!   without following symlinks;
+//! - the artifact's length and BLAKE3 checksum match what worldfit wrote
+//!   beside it (`KEY.sum`) when it stored it.
 //!
-//! Anything else (corrupt, truncated, foreign, tampered) is discarded and the
-//! caller rebuilds. Writers write a temporary file in the same directory and
-//! rename it into place, so concurrent writers never leave a torn entry.
+//! The artifact itself (`KEY.cwasm`) is exactly what wasmtime serialized, so
+//! wasmtime can map it from disk instead of copying it (a warm load of a
+//! 46 MB artifact then costs a checksum pass, not a copy plus a checksum).
+//! Anything else — corrupt, truncated, foreign, tampered — is discarded and
+//! the caller rebuilds. Writers write temporary files in the same directory
+//! and rename them into place (artifact first, checksum last), so concurrent
+//! writers never leave a torn entry: at worst a checksum that doesn't match,
+//! which is discarded.
 
 use anyhow::{Context, Result, bail};
 use sha2::{Digest, Sha256};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-const MAGIC: &[u8; 16] = b"worldfit-cache\0\x01";
-const HEADER: usize = 16 + 8 + 32;
+const SUM_TAG: &str = "worldfit-cache-v1 blake3";
 
 /// Hex-encoded SHA-256 of some bytes.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex(&Sha256::digest(bytes))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Why an entry was not used.
@@ -65,63 +66,106 @@ impl CompileCache {
         &self.dir
     }
 
-    /// The file an entry lives in. Keys are made by the caller from hex
-    /// digests; anything else is refused so a key can't name a path.
-    fn path(&self, key: &str) -> Result<PathBuf> {
+    /// The artifact and checksum files of an entry. Keys are made by the
+    /// caller from hex digests; anything else is refused so a key can't name
+    /// a path.
+    fn paths(&self, key: &str) -> Result<(PathBuf, PathBuf)> {
         if key.is_empty() || !key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
             bail!("invalid cache key `{key}`");
         }
-        Ok(self.dir.join(format!("{key}.cwasm")))
+        Ok((self.dir.join(format!("{key}.cwasm")), self.dir.join(format!("{key}.sum"))))
     }
 
-    /// Loads and verifies an entry's payload.
-    pub fn load(&self, key: &str) -> Result<Result<Vec<u8>, Miss>> {
-        let path = self.path(key)?;
-        let file = match OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Err(Miss::Absent)),
-            // O_NOFOLLOW on a symlink gives ELOOP: treat as a foreign entry.
-            Err(e) => return Ok(Err(self.discard(&path, format!("cannot open: {e}")))),
-        };
-        match verify(file) {
-            Ok(payload) => Ok(Ok(payload)),
-            Err(reason) => Ok(Err(self.discard(&path, reason))),
+    /// Verifies an entry and returns the path of its artifact, ready for
+    /// wasmtime's `deserialize_file`. A failed entry is removed.
+    pub fn load(&self, key: &str) -> Result<Result<PathBuf, Miss>> {
+        let (artifact, sum) = self.paths(key)?;
+        if !sum.exists() && !artifact.exists() {
+            return Ok(Err(Miss::Absent));
+        }
+        match self.verify(&artifact, &sum) {
+            Ok(()) => Ok(Ok(artifact)),
+            Err(reason) => {
+                let _ = std::fs::remove_file(&sum);
+                let _ = std::fs::remove_file(&artifact);
+                Ok(Err(Miss::Discarded(reason)))
+            }
         }
     }
 
-    fn discard(&self, path: &Path, reason: String) -> Miss {
-        let _ = std::fs::remove_file(path);
-        Miss::Discarded(reason)
+    fn verify(&self, artifact: &Path, sum: &Path) -> Result<(), String> {
+        let dir = std::fs::symlink_metadata(&self.dir).map_err(|e| format!("cannot stat the cache directory: {e}"))?;
+        check_owner_and_mode(&dir, "the cache directory")?;
+        let mut sum_file = open_private(sum)?;
+        let mut text = String::new();
+        (&mut sum_file).take(256).read_to_string(&mut text).map_err(|e| format!("cannot read checksum: {e}"))?;
+        let mut words = text.split_whitespace();
+        let (tag1, tag2, hex, len) = (words.next(), words.next(), words.next(), words.next());
+        if tag1.zip(tag2).map(|(a, b)| format!("{a} {b}")).as_deref() != Some(SUM_TAG) {
+            return Err("not a worldfit checksum".into());
+        }
+        let len: u64 = len.and_then(|l| l.parse().ok()).ok_or("malformed checksum")?;
+        let mut file = open_private(artifact)?;
+        let actual_len = file.metadata().map_err(|e| e.to_string())?.len();
+        if actual_len != len {
+            return Err(format!("length {actual_len} does not match the recorded {len}"));
+        }
+        let mut hasher = blake3::Hasher::new();
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = file.read(&mut buf).map_err(|e| format!("cannot read: {e}"))?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+        }
+        if Some(hasher.finalize().to_hex().as_str()) != hex {
+            return Err("checksum mismatch".into());
+        }
+        Ok(())
     }
 
-    /// Stores a payload under a key: write a private temporary file, then
-    /// rename it into place.
+    /// Stores an artifact under a key: private temporary files renamed into
+    /// place, the artifact first and its checksum last.
     pub fn store(&self, key: &str, payload: &[u8]) -> Result<()> {
-        let path = self.path(key)?;
-        std::fs::create_dir_all(&self.dir)
-            .with_context(|| format!("failed to create cache directory `{}`", self.dir.display()))?;
-        let tmp = self.dir.join(format!(".{key}.{}.{}.tmp", std::process::id(), unique()));
-        let result = (|| -> Result<()> {
-            let mut f = OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .mode(0o600)
-                .custom_flags(libc::O_NOFOLLOW)
-                .open(&tmp)
-                .with_context(|| format!("failed to create `{}`", tmp.display()))?;
-            f.write_all(MAGIC)?;
-            f.write_all(&(payload.len() as u64).to_le_bytes())?;
-            f.write_all(&Sha256::digest(payload))?;
-            f.write_all(payload)?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &path).with_context(|| format!("failed to rename into `{}`", path.display()))?;
-            Ok(())
-        })();
-        if result.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        result
+        let (artifact, sum) = self.paths(key)?;
+        create_private_dir(&self.dir)?;
+        let sum_text = format!("{SUM_TAG} {} {}\n", blake3::hash(payload).to_hex(), payload.len());
+        write_atomically(&self.dir, key, &artifact, payload)?;
+        write_atomically(&self.dir, key, &sum, sum_text.as_bytes())
     }
+}
+
+fn create_private_dir(dir: &Path) -> Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("failed to create cache directory `{}`", dir.display()))
+}
+
+fn write_atomically(dir: &Path, key: &str, dest: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = dir.join(format!(".{key}.{}.{}.tmp", std::process::id(), unique()));
+    let result = (|| -> Result<()> {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW)
+            .open(&tmp)
+            .with_context(|| format!("failed to create `{}`", tmp.display()))?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, dest).with_context(|| format!("failed to rename into `{}`", dest.display()))?;
+        Ok(())
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
 }
 
 fn unique() -> u64 {
@@ -131,43 +175,43 @@ fn unique() -> u64 {
     (u64::from(nanos) << 20) ^ COUNTER.fetch_add(1, Ordering::Relaxed)
 }
 
-/// Checks ownership, mode, length and checksum; returns the payload.
-fn verify(mut file: File) -> Result<Vec<u8>, String> {
-    let meta = file.metadata().map_err(|e| format!("cannot stat: {e}"))?;
-    if !meta.file_type().is_file() {
-        return Err("not a regular file".into());
-    }
+fn check_owner_and_mode(meta: &std::fs::Metadata, what: &str) -> Result<(), String> {
     // SAFETY: geteuid has no preconditions and cannot fail.
     let uid = unsafe { libc::geteuid() };
     if meta.uid() != uid {
-        return Err(format!("owned by uid {}, not {uid}", meta.uid()));
+        return Err(format!("{what} is owned by uid {}, not {uid}", meta.uid()));
     }
     if meta.permissions().mode() & 0o022 != 0 {
-        return Err(format!("writable by others (mode {:o})", meta.permissions().mode() & 0o777));
+        return Err(format!("{what} is writable by others (mode {:o})", meta.permissions().mode() & 0o777));
     }
-    let len = meta.len() as usize;
-    if len < HEADER {
-        return Err("truncated header".into());
+    Ok(())
+}
+
+/// Opens a file without following symlinks and checks it is a private regular file.
+fn open_private(path: &Path) -> Result<File, String> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .open(path)
+        .map_err(|e| format!("cannot open `{}`: {e}", path.display()))?;
+    let meta = file.metadata().map_err(|e| format!("cannot stat: {e}"))?;
+    if !meta.file_type().is_file() {
+        return Err(format!("`{}` is not a regular file", path.display()));
     }
-    let mut bytes = Vec::with_capacity(len);
-    file.read_to_end(&mut bytes).map_err(|e| format!("cannot read: {e}"))?;
-    if &bytes[..16] != MAGIC {
-        return Err("not a worldfit cache entry".into());
-    }
-    let declared = u64::from_le_bytes(bytes[16..24].try_into().expect("8 bytes")) as usize;
-    if declared != bytes.len() - HEADER {
-        return Err(format!("length {} does not match header {declared}", bytes.len() - HEADER));
-    }
-    if Sha256::digest(&bytes[HEADER..]).as_slice() != &bytes[24..HEADER] {
-        return Err("checksum mismatch".into());
-    }
-    bytes.drain(..HEADER);
-    Ok(bytes)
+    check_owner_and_mode(&meta, "the entry")?;
+    Ok(file)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn discarded(r: Result<Result<PathBuf, Miss>>) -> String {
+        match r.unwrap() {
+            Err(Miss::Discarded(why)) => why,
+            other => panic!("expected a discarded entry, got {other:?}"),
+        }
+    }
 
     #[test]
     fn round_trips_and_rejects_damage() {
@@ -175,33 +219,39 @@ mod tests {
         let cache = CompileCache::new(dir.path().join("c"));
         assert_eq!(cache.load("k1").unwrap(), Err(Miss::Absent));
         cache.store("k1", b"payload").unwrap();
-        assert_eq!(cache.load("k1").unwrap(), Ok(b"payload".to_vec()));
+        let path = cache.load("k1").unwrap().unwrap();
+        assert_eq!(std::fs::read(&path).unwrap(), b"payload");
 
-        // A flipped payload byte fails the checksum and is removed.
-        let path = dir.path().join("c/k1.cwasm");
-        let mut bytes = std::fs::read(&path).unwrap();
-        *bytes.last_mut().unwrap() ^= 1;
-        std::fs::write(&path, &bytes).unwrap();
-        assert!(matches!(cache.load("k1").unwrap(), Err(Miss::Discarded(r)) if r == "checksum mismatch"));
+        // A flipped byte fails the checksum, and the entry is removed.
+        std::fs::write(&path, b"paYload").unwrap();
+        assert_eq!(discarded(cache.load("k1")), "checksum mismatch");
         assert!(!path.exists());
+        assert_eq!(cache.load("k1").unwrap(), Err(Miss::Absent));
 
         // Truncated.
         cache.store("k2", b"payload").unwrap();
-        let path2 = dir.path().join("c/k2.cwasm");
-        let bytes = std::fs::read(&path2).unwrap();
-        std::fs::write(&path2, &bytes[..bytes.len() - 1]).unwrap();
-        assert!(matches!(cache.load("k2").unwrap(), Err(Miss::Discarded(_))));
+        std::fs::write(dir.path().join("c/k2.cwasm"), b"payloa").unwrap();
+        assert!(discarded(cache.load("k2")).contains("does not match"));
 
         // Group-writable.
         cache.store("k3", b"payload").unwrap();
-        let path3 = dir.path().join("c/k3.cwasm");
-        std::fs::set_permissions(&path3, std::fs::Permissions::from_mode(0o664)).unwrap();
-        assert!(matches!(cache.load("k3").unwrap(), Err(Miss::Discarded(r)) if r.contains("writable by others")));
+        std::fs::set_permissions(dir.path().join("c/k3.cwasm"), std::fs::Permissions::from_mode(0o664)).unwrap();
+        assert!(discarded(cache.load("k3")).contains("writable by others"));
 
-        // A symlink to a valid entry elsewhere is never followed.
+        // A symlink to a valid artifact elsewhere is never followed.
         cache.store("k4", b"payload").unwrap();
+        std::fs::copy(dir.path().join("c/k4.sum"), dir.path().join("c/k5.sum")).unwrap();
         std::os::unix::fs::symlink(dir.path().join("c/k4.cwasm"), dir.path().join("c/k5.cwasm")).unwrap();
-        assert!(matches!(cache.load("k5").unwrap(), Err(Miss::Discarded(_))));
+        assert!(discarded(cache.load("k5")).contains("cannot open"));
+
+        // A checksum file without an artifact, or a foreign one.
+        std::fs::write(dir.path().join("c/k6.sum"), "something else").unwrap();
+        std::fs::set_permissions(dir.path().join("c/k6.sum"), std::fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(discarded(cache.load("k6")), "not a worldfit checksum");
+
+        // A directory others can write to is refused.
+        std::fs::set_permissions(dir.path().join("c"), std::fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(discarded(cache.load("k4")).contains("cache directory is writable by others"));
 
         // Keys can't name paths.
         assert!(cache.load("../x").is_err());

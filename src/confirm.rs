@@ -309,15 +309,17 @@ impl Embedded {
             for rt in [&self.winch, &self.cranelift] {
                 let key = format!("{kind}-{digest}-{}", rt.compat);
                 match cache.load(&key) {
-                    Ok(Ok(payload)) => {
-                        // SAFETY: the entry was written by this cache (verified owner,
-                        // mode, length and checksum), from `serialize` of an engine with
-                        // the same compatibility hash; wasmtime checks its header too.
+                    Ok(Ok(path)) => {
+                        // SAFETY: the file was written by this cache from `serialize`
+                        // of an engine with the same compatibility hash, and is
+                        // verified (owner, mode, no symlink, length, checksum) in a
+                        // directory only this user can write; wasmtime checks its
+                        // header too. It maps the file rather than copying it.
                         let loaded = unsafe {
                             if is_component {
-                                Component::deserialize(&rt.engine, &payload).map(Artifact::Component)
+                                Component::deserialize_file(&rt.engine, &path).map(Artifact::Component)
                             } else {
-                                Module::deserialize(&rt.engine, &payload).map(Artifact::Module)
+                                Module::deserialize_file(&rt.engine, &path).map(Artifact::Module)
                             }
                         };
                         match loaded {
@@ -326,7 +328,7 @@ impl Embedded {
                                 c.compile = start.elapsed();
                                 return Ok((rt.backend, a));
                             }
-                            Err(e) => c.cache_note = Some(format!("discarded cache entry `{key}`: {e}")),
+                            Err(e) => c.cache_note = Some(format!("discarded cache entry `{key}`: {}", one_line(&e))),
                         }
                     }
                     Ok(Err(Miss::Discarded(why))) => c.cache_note = Some(format!("discarded cache entry `{key}`: {why}")),
