@@ -17,3 +17,19 @@ fn readme_incompatible_example_matches() {
     let readme = std::fs::read_to_string(common::root().join("README.md")).unwrap();
     assert!(readme.contains(&text), "README.md should show this output:\n{text}");
 }
+
+#[cfg(feature = "wasmtime")]
+#[test]
+fn readme_timeout_example_matches() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("loop-forever.wasm"), common::wat_module("sandbox/loop-forever.wat")).unwrap();
+    let out = common::worldfit_command()
+        .current_dir(dir.path())
+        .args(["check", "loop-forever.wasm", "--time-limit", "1"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let readme = std::fs::read_to_string(common::root().join("README.md")).unwrap();
+    assert!(readme.contains(&text), "README.md should show this output:\n{text}");
+}
