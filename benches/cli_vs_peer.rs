@@ -1,1 +1,507 @@
-fn main() {}
+//! Whole-process comparison with the peer tool on the same question:
+//!
+//! ```text
+//! worldfit   check --no-confirm --wit W --world cmd FILE
+//! wasm-tools component targets --semver-compatible W --world cmd FILE
+//! ```
+//!
+//! W is a temporary WIT directory: the repository's `wit/deps/*.wit` plus a
+//! root package whose world `cmd` is `wasi:cli/command@0.2.12` with
+//! `wasi:http` 0.2.12 types and outgoing-handler, so every bench component
+//! fits and both tools should exit 0. FILE is each `*.wasm` in
+//! `$WORLDFIT_BENCH_DIR`, else `../shared/bench` next to the repository.
+//!
+//! Each command gets 3 warm-up runs, then N alternating runs (N=30, or 5
+//! with `--quick`, or `--runs N`). Per run: wall time from spawn to reap, and
+//! the child's peak RSS (`ru_maxrss` from `wait4`). Reported per component:
+//! median and p90 wall time, worldfit/peer ratio of medians (target ≤ 1.0),
+//! peak RSS, and worldfit's peak RSS as a multiple of the file size
+//! (target ≤ 3×).
+//!
+//! `cargo bench --bench cli_vs_peer [-- --quick]`. Under `cargo test
+//! --benches` (no `--bench` argument) it only checks that both tools agree,
+//! with one run each, and skips (exit 0) when an input or `wasm-tools` is
+//! missing; under `cargo bench` those are errors.
+
+use std::ffi::OsString;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
+
+/// Target: worldfit's median wall time / the peer's.
+const TARGET_RATIO: f64 = 1.0;
+/// Target: worldfit's peak RSS / the component's size.
+const TARGET_RSS_MULTIPLE: f64 = 3.0;
+const WARMUP: usize = 3;
+const RUNS: usize = 30;
+const QUICK_RUNS: usize = 5;
+
+const ROOT_WIT: &str = "package bench:host;\n\
+world cmd { include wasi:cli/command@0.2.12; import wasi:http/types@0.2.12; import wasi:http/outgoing-handler@0.2.12; }\n";
+
+/// One measured process.
+#[derive(Clone, Copy)]
+struct Run {
+    wall: Duration,
+    /// `ru_maxrss`, KiB on Linux.
+    maxrss_kib: i64,
+    /// The exit code, or 128 + signal number.
+    code: i32,
+}
+
+/// A command line to measure.
+struct Tool {
+    name: &'static str,
+    program: PathBuf,
+    args: Vec<OsString>,
+}
+
+impl Tool {
+    fn command(&self) -> Command {
+        let mut cmd = Command::new(&self.program);
+        cmd.args(&self.args);
+        cmd
+    }
+
+    fn display(&self) -> String {
+        let mut s = self.program.display().to_string();
+        for a in &self.args {
+            s.push(' ');
+            s.push_str(&a.to_string_lossy());
+        }
+        s
+    }
+
+    /// Spawns the command with null stdio and reaps it with `wait4`, which
+    /// reports the child's resource usage.
+    ///
+    /// Linux caveat: at `exec` the kernel folds the peak RSS of the address
+    /// space the child leaves (the parent's, shared with `posix_spawn`/vfork
+    /// or copied with fork) into the child's `ru_maxrss`. So a child never
+    /// reports less than the bench process's own peak. The bench process never
+    /// loads the components, keeping that floor at a few MiB; it is printed
+    /// once as `bench process peak RSS`.
+    fn run(&self) -> std::io::Result<Run> {
+        let start = Instant::now();
+        let child = self
+            .command()
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let pid = child.id() as libc::pid_t;
+        let mut status: libc::c_int = 0;
+        // SAFETY: rusage is plain old data; all-zero is a valid value.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        loop {
+            // SAFETY: `pid` is our unreaped child; the pointers are to live locals.
+            let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+            if r == pid {
+                break;
+            }
+            let err = std::io::Error::last_os_error();
+            if err.kind() != std::io::ErrorKind::Interrupted {
+                return Err(err);
+            }
+        }
+        let wall = start.elapsed();
+        // Reaped above: `Child` must not wait again. Dropping it neither waits
+        // nor kills.
+        drop(child);
+        let code = if libc::WIFEXITED(status) {
+            libc::WEXITSTATUS(status)
+        } else if libc::WIFSIGNALED(status) {
+            128 + libc::WTERMSIG(status)
+        } else {
+            -1
+        };
+        Ok(Run { wall, maxrss_kib: usage.ru_maxrss, code })
+    }
+
+    /// Runs once more with output captured, to show why it exited as it did.
+    fn explain(&self) -> String {
+        match self.command().stdin(Stdio::null()).output() {
+            Ok(o) => format!(
+                "  $ {}\n  exit: {}\n  stdout: {}\n  stderr: {}\n",
+                self.display(),
+                o.status,
+                String::from_utf8_lossy(&o.stdout).trim_end(),
+                String::from_utf8_lossy(&o.stderr).trim_end()
+            ),
+            Err(e) => format!("  $ {}\n  failed to spawn: {e}\n", self.display()),
+        }
+    }
+}
+
+#[derive(PartialEq)]
+enum Mode {
+    /// `cargo bench`: N runs, targets judged.
+    Bench,
+    /// `cargo test --benches`: one run each, agreement only.
+    Smoke,
+}
+
+struct Config {
+    mode: Mode,
+    warmup: usize,
+    runs: usize,
+}
+
+fn parse_args() -> Result<Config, String> {
+    let mut bench = false;
+    let mut runs = None;
+    let mut quick = false;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--bench" => bench = true,
+            "--quick" => quick = true,
+            "--runs" => {
+                let n = args.next().ok_or("--runs needs a number")?;
+                runs = Some(n.parse::<usize>().map_err(|e| format!("--runs {n}: {e}"))?.max(1));
+            }
+            // cargo may pass a filter or libtest flags; nothing to filter here.
+            other => eprintln!("cli_vs_peer: ignoring argument `{other}`"),
+        }
+    }
+    if !bench && !quick && runs.is_none() {
+        return Ok(Config { mode: Mode::Smoke, warmup: 0, runs: 1 });
+    }
+    let runs = runs.unwrap_or(if quick { QUICK_RUNS } else { RUNS });
+    Ok(Config { mode: Mode::Bench, warmup: WARMUP, runs })
+}
+
+fn bench_dir() -> PathBuf {
+    let dir = match std::env::var_os("WORLDFIT_BENCH_DIR") {
+        Some(dir) => PathBuf::from(dir),
+        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/bench"),
+    };
+    std::fs::canonicalize(&dir).unwrap_or(dir)
+}
+
+/// The bench components with their sizes; only metadata is read, so the
+/// bench process stays small (see [`Tool::run`]).
+fn inputs(dir: &Path) -> std::io::Result<Vec<(PathBuf, u64)>> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir)? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "wasm") {
+            let size = std::fs::metadata(&path)?.len();
+            out.push((path, size));
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn on_path(name: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|p| std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0))
+}
+
+/// The worldfit binary: `$WORLDFIT_BIN`, else the one cargo built for this
+/// bench (`target/release/worldfit` under `cargo bench`), else a fresh
+/// `cargo build --release --bin worldfit`.
+fn worldfit_bin() -> Result<PathBuf, String> {
+    if let Some(p) = std::env::var_os("WORLDFIT_BIN") {
+        return Ok(PathBuf::from(p));
+    }
+    let built = PathBuf::from(env!("CARGO_BIN_EXE_worldfit"));
+    if built.is_file() {
+        return Ok(built);
+    }
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    eprintln!("cli_vs_peer: `{}` is missing; running cargo build --release --bin worldfit", built.display());
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "--release", "--bin", "worldfit", "--manifest-path"])
+        .arg(manifest.join("Cargo.toml"))
+        .status()
+        .map_err(|e| format!("failed to run cargo: {e}"))?;
+    if !status.success() {
+        return Err(format!("cargo build --release --bin worldfit failed: {status}"));
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| manifest.join("target"));
+    let bin = target.join("release/worldfit");
+    if bin.is_file() { Ok(bin) } else { Err(format!("`{}` not found after building", bin.display())) }
+}
+
+/// W: `deps/` from the repository's `wit/deps/*.wit`, plus `root.wit`.
+fn make_wit_dir() -> std::io::Result<tempfile::TempDir> {
+    let dir = tempfile::Builder::new().prefix("worldfit-bench-wit").tempdir()?;
+    let deps = dir.path().join("deps");
+    std::fs::create_dir(&deps)?;
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("wit/deps");
+    let mut copied = 0;
+    for entry in std::fs::read_dir(&src)? {
+        let path = entry?.path();
+        if path.extension().is_some_and(|e| e == "wit") {
+            std::fs::copy(&path, deps.join(path.file_name().expect("a file name")))?;
+            copied += 1;
+        }
+    }
+    if copied == 0 {
+        return Err(std::io::Error::other(format!("no .wit files in `{}`", src.display())));
+    }
+    std::fs::write(dir.path().join("root.wit"), ROOT_WIT)?;
+    Ok(dir)
+}
+
+fn median(sorted: &[f64]) -> f64 {
+    let n = sorted.len();
+    if n % 2 == 1 { sorted[n / 2] } else { (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0 }
+}
+
+/// Nearest-rank percentile.
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+struct Stats {
+    code: i32,
+    median_ms: f64,
+    p90_ms: f64,
+    min_ms: f64,
+    peak_rss_mib: f64,
+}
+
+fn stats(runs: &[Run]) -> Stats {
+    let mut ms: Vec<f64> = runs.iter().map(|r| r.wall.as_secs_f64() * 1e3).collect();
+    ms.sort_by(f64::total_cmp);
+    Stats {
+        code: runs[0].code,
+        median_ms: median(&ms),
+        p90_ms: percentile(&ms, 90.0),
+        min_ms: ms[0],
+        peak_rss_mib: runs.iter().map(|r| r.maxrss_kib).max().unwrap_or(0) as f64 / 1024.0,
+    }
+}
+
+const MIB: f64 = 1024.0 * 1024.0;
+
+/// This process's own peak RSS (`VmHWM`), in MiB. Not `getrusage(RUSAGE_SELF)`:
+/// that includes cargo's footprint, folded in when cargo spawned us.
+fn self_hwm_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
+/// Fails loudly: the tools disagree, or a tool changed its answer.
+fn disagreement(what: &str, tools: &[&Tool]) -> ExitCode {
+    let mut msg = format!("\ncli_vs_peer: FAILED: {what}\n");
+    for t in tools {
+        msg.push_str(&t.explain());
+    }
+    eprintln!("{msg}");
+    ExitCode::FAILURE
+}
+
+fn main() -> ExitCode {
+    let config = match parse_args() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("cli_vs_peer: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // Missing prerequisites fail `cargo bench` but only skip the smoke run.
+    let missing = |msg: String| {
+        eprintln!("cli_vs_peer: error: {msg}");
+        if config.mode == Mode::Smoke {
+            eprintln!("cli_vs_peer: skipping (smoke run)");
+            ExitCode::SUCCESS
+        } else {
+            ExitCode::FAILURE
+        }
+    };
+
+    let Some(peer) = on_path("wasm-tools") else {
+        return missing("`wasm-tools` is not on PATH; install it with `cargo install wasm-tools --locked`".into());
+    };
+    let dir = bench_dir();
+    let inputs = match inputs(&dir) {
+        Ok(v) if !v.is_empty() => v,
+        Ok(_) => return missing(format!("no *.wasm in `{}` (set WORLDFIT_BENCH_DIR)", dir.display())),
+        Err(e) => return missing(format!("cannot read `{}`: {e} (set WORLDFIT_BENCH_DIR)", dir.display())),
+    };
+    let worldfit = match worldfit_bin() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("cli_vs_peer: error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let wit = match make_wit_dir() {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("cli_vs_peer: error: cannot create the host WIT directory: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let peer_version = Command::new(&peer)
+        .arg("--version")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_else(|e| format!("version unknown: {e}"));
+
+    let plan = match config.mode {
+        Mode::Smoke => "1 run".to_string(),
+        Mode::Bench => format!("{} warm-up + {} alternating runs", config.warmup, config.runs),
+    };
+    println!("cli_vs_peer: {plan} per tool and component; wall time spawn→reap, peak RSS = wait4 ru_maxrss");
+    println!("  worldfit   {}", worldfit.display());
+    println!("  wasm-tools {} ({peer_version})", peer.display());
+    println!("  host WIT   {} (world cmd)", wit.path().display());
+    let release = worldfit.components().any(|c| c.as_os_str() == "release");
+    if !release {
+        println!("  note: worldfit is not a release build; its timings are not comparable");
+    }
+    if config.mode == Mode::Smoke {
+        println!("  smoke run (no --bench): checking agreement only; use `cargo bench --bench cli_vs_peer` for figures");
+    }
+
+    struct Row {
+        name: String,
+        size: u64,
+        wf: Stats,
+        peer: Stats,
+    }
+    let mut rows = Vec::new();
+    for (path, size) in &inputs {
+        let name = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        let wf = Tool {
+            name: "worldfit",
+            program: worldfit.clone(),
+            args: vec![
+                "check".into(),
+                "--no-confirm".into(),
+                "--wit".into(),
+                wit.path().into(),
+                "--world".into(),
+                "cmd".into(),
+                path.into(),
+            ],
+        };
+        let pe = Tool {
+            name: "wasm-tools",
+            program: peer.clone(),
+            args: vec![
+                "component".into(),
+                "targets".into(),
+                "--semver-compatible".into(),
+                wit.path().into(),
+                "--world".into(),
+                "cmd".into(),
+                path.into(),
+            ],
+        };
+        let measure = |t: &Tool| {
+            t.run().unwrap_or_else(|e| {
+                eprintln!("cli_vs_peer: failed to run `{}`: {e}", t.display());
+                std::process::exit(1);
+            })
+        };
+
+        // The first run of each decides the expected exit codes.
+        let first = [measure(&wf), measure(&pe)];
+        if first[0].code != first[1].code {
+            return disagreement(
+                &format!("on {name}: worldfit exit {} but wasm-tools exit {}", first[0].code, first[1].code),
+                &[&wf, &pe],
+            );
+        }
+        if first[0].code != 0 {
+            eprintln!("cli_vs_peer: warning: both tools exit {} on {name}; expected 0 (compatible)", first[0].code);
+        }
+        let expected = first[0].code;
+        for _ in 1..config.warmup {
+            for t in [&wf, &pe] {
+                let r = measure(t);
+                if r.code != expected {
+                    return disagreement(&format!("{} exited {} on {name} after exiting {expected}", t.name, r.code), &[t]);
+                }
+            }
+        }
+
+        let mut wf_runs = Vec::with_capacity(config.runs);
+        let mut pe_runs = Vec::with_capacity(config.runs);
+        if config.warmup == 0 {
+            // Smoke: the agreement runs are the measurement.
+            wf_runs.push(first[0]);
+            pe_runs.push(first[1]);
+        } else {
+            for i in 0..config.runs {
+                // Alternate which tool goes first, so neither always follows
+                // the other's cache and frequency effects.
+                let order = if i % 2 == 0 { [(&wf, 0), (&pe, 1)] } else { [(&pe, 1), (&wf, 0)] };
+                for (t, slot) in order {
+                    let r = measure(t);
+                    if r.code != expected {
+                        return disagreement(&format!("{} exited {} on {name} after exiting {expected}", t.name, r.code), &[t]);
+                    }
+                    if slot == 0 { wf_runs.push(r) } else { pe_runs.push(r) }
+                }
+            }
+        }
+        rows.push(Row { name, size: *size, wf: stats(&wf_runs), peer: stats(&pe_runs) });
+    }
+
+    // The table.
+    let name_w = rows.iter().map(|r| r.name.len()).max().unwrap_or(0).max("component".len());
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\n{:<name_w$}  {:>8}  {:<10}  {:>4}  {:>8}  {:>8}  {:>8}  {:>9}  {:>8}",
+        "component", "size MiB", "tool", "exit", "median", "p90", "min", "peak RSS", "RSS/size"
+    );
+    let mut missed = Vec::new();
+    for r in &rows {
+        for (i, (tool, s)) in [("worldfit", &r.wf), ("wasm-tools", &r.peer)].into_iter().enumerate() {
+            let (name, size) = if i == 0 { (r.name.as_str(), format!("{:.1}", r.size as f64 / MIB)) } else { ("", String::new()) };
+            let _ = writeln!(
+                out,
+                "{name:<name_w$}  {size:>8}  {tool:<10}  {:>4}  {:>5.1} ms  {:>5.1} ms  {:>5.1} ms  {:>5.1} MiB  {:>7.2}x",
+                s.code,
+                s.median_ms,
+                s.p90_ms,
+                s.min_ms,
+                s.peak_rss_mib,
+                s.peak_rss_mib * MIB / r.size as f64,
+            );
+        }
+        let ratio = r.wf.median_ms / r.peer.median_ms;
+        let rss_multiple = r.wf.peak_rss_mib * MIB / r.size as f64;
+        let judge = |ok: bool| if config.mode == Mode::Smoke { "n/a" } else if ok { "met" } else { "MISSED" };
+        let _ = writeln!(
+            out,
+            "{:<name_w$}  {:>8}  worldfit/peer median {ratio:.2}x (target <= {TARGET_RATIO:.1}: {}), worldfit RSS {rss_multiple:.2}x size (target <= {TARGET_RSS_MULTIPLE:.0}x: {})",
+            "",
+            "",
+            judge(ratio <= TARGET_RATIO),
+            judge(rss_multiple <= TARGET_RSS_MULTIPLE),
+        );
+        if config.mode == Mode::Bench {
+            if ratio > TARGET_RATIO {
+                missed.push(format!("{}: time ratio {ratio:.2}", r.name));
+            }
+            if rss_multiple > TARGET_RSS_MULTIPLE {
+                missed.push(format!("{}: RSS {rss_multiple:.2}x size", r.name));
+            }
+        }
+    }
+    if let Some(hwm) = self_hwm_mib() {
+        let _ = writeln!(out, "bench process peak RSS {hwm:.1} MiB (a floor under each child's reported peak RSS; see Tool::run)");
+    }
+    if !missed.is_empty() {
+        let _ = writeln!(out, "targets missed: {}", missed.join("; "));
+    }
+    print!("{out}");
+    ExitCode::SUCCESS
+}

@@ -34,10 +34,11 @@ struct Input {
 }
 
 fn bench_dir() -> PathBuf {
-    match std::env::var_os("WORLDFIT_BENCH_DIR") {
+    let dir = match std::env::var_os("WORLDFIT_BENCH_DIR") {
         Some(dir) => PathBuf::from(dir),
         None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/bench"),
-    }
+    };
+    std::fs::canonicalize(&dir).unwrap_or(dir)
 }
 
 fn load_inputs(dir: &Path) -> std::io::Result<Vec<Input>> {
