@@ -138,16 +138,51 @@ pub fn decode(bytes: &[u8]) -> Result<Wasm, DecodeError> {
     // `wit_component::decode` reads through a buffer that it grows by each
     // section's *declared* size before checking it against the input, so a
     // header claiming 4 GiB would allocate 4 GiB. Check the framing of every
-    // section (nested ones included) against the real bytes first.
-    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
-        if let Err(e) = payload {
-            return Err(DecodeError::Malformed(e.into()));
-        }
-    }
+    // section (nested ones included) against the real bytes first; code
+    // sections are checked as a whole and skipped, not walked body by body.
+    check_framing(bytes).map_err(DecodeError::Malformed)?;
     match wit_component::decode(bytes) {
         Ok(wit_component::DecodedWasm::Component(resolve, world)) => Ok(Wasm::Component(Component { resolve, world })),
         Ok(wit_component::DecodedWasm::WitPackage(..)) => Err(DecodeError::WitPackage),
         Err(e) => Err(DecodeError::Malformed(e)),
+    }
+}
+
+/// Walks every section header, nested modules and components included, so
+/// that each declared size is checked against the bytes that are there.
+fn check_framing(bytes: &[u8]) -> anyhow::Result<()> {
+    let mut parser = wasmparser::Parser::new(0);
+    let mut stack = Vec::new();
+    let mut offset = 0;
+    loop {
+        match parser.parse(&bytes[offset..], true)? {
+            wasmparser::Chunk::NeedMoreData(_) => unreachable!("the whole input is given with eof = true"),
+            wasmparser::Chunk::Parsed { consumed, payload } => {
+                offset += consumed;
+                match payload {
+                    wasmparser::Payload::CodeSectionStart { size, range, .. } => {
+                        if range.end > bytes.len() {
+                            anyhow::bail!(
+                                "code section of {size} bytes at offset {} runs past the end of the input ({} bytes)",
+                                range.start,
+                                bytes.len()
+                            );
+                        }
+                        parser.skip_section();
+                        offset = range.end;
+                    }
+                    wasmparser::Payload::ModuleSection { parser: nested, .. }
+                    | wasmparser::Payload::ComponentSection { parser: nested, .. } => {
+                        stack.push(std::mem::replace(&mut parser, nested));
+                    }
+                    wasmparser::Payload::End(_) => match stack.pop() {
+                        Some(outer) => parser = outer,
+                        None => return Ok(()),
+                    },
+                    _ => {}
+                }
+            }
+        }
     }
 }
 

@@ -36,6 +36,12 @@ pub const BUILTIN_WORLDS: &[&str] = &["wasip2-command", "wasip2-http", "wasip3-c
 /// Parses the embedded WIT: the WASI packages wasmtime 48 implements plus
 /// worldfit's own host worlds. Returns the resolve and the root package.
 pub fn builtin_resolve() -> (Resolve, PackageId) {
+    // Parsed once per process; a clone is much cheaper than a parse.
+    static PARSED: std::sync::OnceLock<(Resolve, PackageId)> = std::sync::OnceLock::new();
+    PARSED.get_or_init(parse_builtin).clone()
+}
+
+fn parse_builtin() -> (Resolve, PackageId) {
     let mut resolve = Resolve::default();
     let mut root = None;
     for (name, text) in BUILTIN_WIT {
@@ -103,8 +109,13 @@ impl KnownWorld {
 /// The standard WASI worlds with entry points (`wasi:cli/command`,
 /// `wasi:http/proxy`, `wasi:http/service`, ...) from the embedded WIT.
 pub fn standard_worlds() -> Vec<KnownWorld> {
-    let (resolve, _) = builtin_resolve();
-    entry_worlds(&resolve, |ns| ns == "wasi")
+    static WORLDS: std::sync::OnceLock<Vec<KnownWorld>> = std::sync::OnceLock::new();
+    WORLDS
+        .get_or_init(|| {
+            let (resolve, _) = builtin_resolve();
+            entry_worlds(&resolve, |ns| ns == "wasi")
+        })
+        .clone()
 }
 
 /// Every world with at least one export whose package namespace passes `keep`.
@@ -135,9 +146,9 @@ pub struct Host {
     /// Whether this is the built-in profile of the embedded wasmtime, the
     /// only host worldfit can confirm by instantiating.
     pub builtin: bool,
-    /// Worlds the host may advertise support for (standard WASI worlds and
-    /// any with entry points in the host's own WIT).
-    pub known_worlds: Vec<KnownWorld>,
+    /// Worlds the host may advertise support for, computed on first use:
+    /// only features and descriptions need them, not the verdict.
+    known: std::sync::OnceLock<Vec<KnownWorld>>,
 }
 
 impl Host {
@@ -151,8 +162,7 @@ impl Host {
                 host_world(&resolve, id)
             })
             .collect();
-        let known_worlds = entry_worlds(&resolve, |ns| ns == "wasi");
-        Host { name: "wasmtime".into(), resolve, worlds, wasip1: true, builtin: true, known_worlds }
+        Host { name: "wasmtime".into(), resolve, worlds, wasip1: true, builtin: true, known: Default::default() }
     }
 
     /// A host defined by WIT: a directory (with `deps/`) or a single file,
@@ -186,13 +196,25 @@ impl Host {
             })?;
             worlds.push(host_world(&resolve, id));
         }
-        let mut known_worlds = standard_worlds();
-        for k in entry_worlds(&resolve, |_| true) {
-            if !known_worlds.contains(&k) {
-                known_worlds.push(k);
+        Ok(Host { name: path.display().to_string(), resolve, worlds, wasip1: false, builtin: false, known: Default::default() })
+    }
+
+    /// Worlds the host may advertise support for: the standard WASI worlds
+    /// and any world with entry points in the host's own WIT.
+    pub fn known_worlds(&self) -> &[KnownWorld] {
+        self.known.get_or_init(|| {
+            let mut known = standard_worlds();
+            if self.builtin {
+                // worldfit's own host worlds are not targets to advertise.
+                return known;
             }
-        }
-        Ok(Host { name: path.display().to_string(), resolve, worlds, wasip1: false, builtin: false, known_worlds })
+            for k in entry_worlds(&self.resolve, |_| true) {
+                if !known.contains(&k) {
+                    known.push(k);
+                }
+            }
+            known
+        })
     }
 
     /// The OCI `os` values this host runs: `wasip1`, `wasip2`, `wasip3`.
@@ -228,7 +250,7 @@ impl Host {
             if let Ok(n) = world.name.parse::<WitName>() {
                 out.push(n);
             }
-            for k in &self.known_worlds {
+            for k in self.known_worlds() {
                 if let Some(v) = self.satisfies(world, k) {
                     out.push(k.name.with_version(v));
                 }

@@ -148,3 +148,18 @@ fn real_fixtures_decode_as_expected() {
     let v = check(&http, &Host::wasmtime());
     assert_eq!(v.world.as_deref(), Some("worldfit:wasmtime/wasip2-http@48.0.0"));
 }
+
+/// Regression: a code section cut short once made the framing check index
+/// past the end of the input. Every truncation of a real component must be
+/// an error, never a panic.
+#[test]
+fn every_truncation_of_a_component_is_an_error() {
+    let bytes = std::fs::read(common::fixture("hello-cli.wasm")).unwrap();
+    for len in (0..bytes.len()).step_by(61) {
+        assert!(decode(&bytes[..len]).is_err(), "a {len}-byte prefix decoded");
+    }
+    let module = wat_module("wasip1-hello.wat");
+    for len in 0..module.len() {
+        assert!(decode(&module[..len]).is_err(), "a {len}-byte module prefix decoded");
+    }
+}

@@ -62,7 +62,7 @@ fn report(host: &Host, builtin: bool) -> Report {
             let mut provides = names(&w.provides);
             provides.sort();
             let mut supports: Vec<String> = host
-                .known_worlds
+                .known_worlds()
                 .iter()
                 .filter_map(|k| host.satisfies(w, k).map(|v| k.name.with_version(v).to_string()))
                 .collect();
