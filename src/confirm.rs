@@ -207,6 +207,13 @@ impl Runtime {
             .wasm_component_model(true)
             .wasm_component_model_async(true)
             .epoch_interruption(true);
+        if backend == Backend::Winch {
+            // The cold path is about compile time, not code quality: Winch
+            // still hands trampolines and adapters to Cranelift, so don't let
+            // Cranelift optimize them, and skip the wasm-offset address map
+            // (it only improves trap backtraces).
+            config.cranelift_opt_level(wasmtime::OptLevel::None).generate_address_map(false);
+        }
         let engine = Engine::new(&config)?;
         let mut components = wasmtime::component::Linker::<Ctx>::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut components)?;
