@@ -211,8 +211,9 @@ impl Runtime {
             // The cold path is about compile time, not code quality: Winch
             // still hands trampolines and adapters to Cranelift, so don't let
             // Cranelift optimize them, and skip the wasm-offset address map
-            // (it only improves trap backtraces).
-            config.cranelift_opt_level(wasmtime::OptLevel::None).generate_address_map(false);
+            // (it only improves trap backtraces) and native unwind tables (for
+            // native debuggers and profilers; wasmtime walks frames itself).
+            config.cranelift_opt_level(wasmtime::OptLevel::None).generate_address_map(false).native_unwind_info(false);
         }
         let engine = Engine::new(&config)?;
         let mut components = wasmtime::component::Linker::<Ctx>::new(&engine);
