@@ -29,6 +29,7 @@ pub mod component;
 pub mod confirm;
 pub mod features;
 pub mod host;
+pub mod oci;
 pub mod platform;
 pub mod types;
 pub mod verdict;

@@ -9,18 +9,27 @@
 use crate::component::{Component, ItemName, Wasm};
 use crate::host::KnownWorld;
 use crate::wit_name::{WitName, track_compatible};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// An OCI image-index platform for a wasm build.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+///
+/// Also read from other tools' index entries (a `linux/arm64/v8` image beside
+/// the wasm builds), so the optional OCI fields are kept when present.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Platform {
-    /// Always `wasm`.
+    /// `wasm` for wasm builds.
     pub architecture: String,
-    /// `wasip1`, `wasip2` or `wasip3`.
+    /// `wasip1`, `wasip2` or `wasip3` for wasm builds.
     pub os: String,
+    /// The OS version (not used for wasm).
+    #[serde(rename = "os.version", default, skip_serializing_if = "Option::is_none")]
+    pub os_version: Option<String>,
     /// The WIT names the build requires of its host.
-    #[serde(rename = "os.features")]
+    #[serde(rename = "os.features", default)]
     pub os_features: Vec<String>,
+    /// The CPU variant (not used for wasm).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
 }
 
 /// The WASI level of a build: the OCI `os` value.
@@ -103,7 +112,7 @@ pub fn platform(wasm: &Wasm, known: &[KnownWorld]) -> Platform {
             out
         }
     };
-    Platform { architecture: "wasm".into(), os: os_of(wasm).into(), os_features }
+    Platform { architecture: "wasm".into(), os: os_of(wasm).into(), os_version: None, os_features, variant: None }
 }
 
 /// Percent-encodes every byte outside `[A-Za-z0-9_.-]`, the only characters

@@ -4,6 +4,7 @@ mod check;
 mod host;
 mod inspect;
 mod output;
+mod tag;
 #[cfg(feature = "wasmtime")]
 mod progress;
 
@@ -26,6 +27,7 @@ enum Command {
     Inspect(inspect::Opts),
     Host(host::Opts),
     Check(check::Opts),
+    Tag(tag::Opts),
 }
 
 /// Runs the command line; returns the exit code.
@@ -35,6 +37,7 @@ pub fn run() -> Result<u8> {
         Command::Inspect(o) => o.run(),
         Command::Host(o) => o.run(),
         Command::Check(o) => o.run(),
+        Command::Tag(o) => o.run(),
     }
 }
 

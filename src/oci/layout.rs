@@ -1,0 +1,219 @@
+//! OCI image layouts on disk (`oci-layout`, `index.json`, `blobs/sha256/`),
+//! read with verification and written atomically.
+//!
+//! Reading never trusts a digest: it must be `sha256:` and 64 lowercase hex
+//! digits (so it can't name a path outside the layout), and the blob's size
+//! and hash must match its descriptor. Writing puts blobs first (each to a
+//! temporary file renamed into place) and `index.json` last, the same way, so
+//! a failure at any step leaves the previous layout readable as it was. A
+//! layout that doesn't exist yet is built beside its destination and renamed
+//! into place at the end, so a failed first run leaves nothing.
+
+use super::artifact::{Artifact, Blob, Descriptor};
+use super::{INDEX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE, REF_NAME};
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// Largest `index.json`, manifest or index read (as distribution does).
+pub const MAX_MANIFEST_BYTES: u64 = 4 << 20;
+
+/// An image index (also the shape of a layout's `index.json`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Index {
+    /// Always 2.
+    pub schema_version: u32,
+    /// `application/vnd.oci.image.index.v1+json`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_type: Option<String>,
+    /// The entries.
+    pub manifests: Vec<Descriptor>,
+    /// Annotations.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl Index {
+    fn empty() -> Index {
+        Index { schema_version: 2, media_type: Some(INDEX_MEDIA_TYPE.into()), manifests: vec![], annotations: BTreeMap::new() }
+    }
+}
+
+/// A layout directory.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    dir: PathBuf,
+}
+
+/// The path a digest names inside a layout, refusing anything that isn't
+/// `sha256:` + 64 lowercase hex digits.
+pub fn blob_path(dir: &Path, digest: &str) -> Result<PathBuf> {
+    let Some(hex) = digest.strip_prefix("sha256:") else {
+        bail!("unsupported or malformed digest `{digest}` (expected sha256:<64 hex digits>)");
+    };
+    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+        bail!("malformed digest `{digest}` (expected sha256:<64 hex digits>)");
+    }
+    Ok(dir.join("blobs").join("sha256").join(hex))
+}
+
+impl Layout {
+    /// A layout at `dir` (which may not exist yet).
+    pub fn new(dir: impl Into<PathBuf>) -> Layout {
+        Layout { dir: dir.into() }
+    }
+
+    /// The layout's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Reads a blob, checking its size and digest against the descriptor.
+    pub fn read_blob(&self, d: &Descriptor, limit: u64) -> Result<Vec<u8>> {
+        let path = blob_path(&self.dir, &d.digest)?;
+        if d.size > limit {
+            bail!("blob `{}` declares {} bytes, over the limit of {limit}", d.digest, d.size);
+        }
+        let meta = std::fs::symlink_metadata(&path).with_context(|| format!("missing blob `{}`", d.digest))?;
+        if !meta.file_type().is_file() {
+            bail!("blob `{}` is not a regular file", d.digest);
+        }
+        if meta.len() != d.size {
+            bail!("blob `{}` has {} bytes, its descriptor says {}", d.digest, meta.len(), d.size);
+        }
+        let bytes = std::fs::read(&path).with_context(|| format!("failed to read blob `{}`", d.digest))?;
+        let actual = format!("sha256:{}", crate::cache::sha256_hex(&bytes));
+        if actual != d.digest {
+            bail!("blob `{}` does not match its digest (it hashes to `{actual}`)", d.digest);
+        }
+        Ok(bytes)
+    }
+
+    /// Reads `index.json`.
+    pub fn read_index(&self) -> Result<Index> {
+        let path = self.dir.join("index.json");
+        let meta = std::fs::metadata(&path).with_context(|| format!("`{}` is not an OCI layout (no index.json)", self.dir.display()))?;
+        if meta.len() > MAX_MANIFEST_BYTES {
+            bail!("`{}` is over the limit of {MAX_MANIFEST_BYTES} bytes", path.display());
+        }
+        let bytes = std::fs::read(&path).with_context(|| format!("failed to read `{}`", path.display()))?;
+        serde_json::from_slice(&bytes).with_context(|| format!("`{}` is not a valid OCI index", path.display()))
+    }
+
+    /// Writes a blob unless an identical one is there.
+    pub fn write_blob(&self, blob: &Blob) -> Result<()> {
+        let path = blob_path(&self.dir, &blob.descriptor.digest)?;
+        if self.read_blob(&blob.descriptor, u64::MAX).is_ok() {
+            return Ok(());
+        }
+        write_atomically(&path, &blob.bytes)
+    }
+
+    /// Writes `index.json` (last, atomically).
+    pub fn write_index(&self, index: &Index) -> Result<()> {
+        write_atomically(&self.dir.join("index.json"), &serde_json::to_vec(index)?)
+    }
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().expect("layout paths have a parent");
+    std::fs::create_dir_all(dir).with_context(|| format!("failed to create `{}`", dir.display()))?;
+    let name = path.file_name().expect("a file name").to_string_lossy();
+    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let result = std::fs::write(&tmp, bytes)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .with_context(|| format!("failed to write `{}`", path.display()));
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    result
+}
+
+/// Whether two platforms are the same slot of an index: architecture, os,
+/// and variant. `os.features` are requirements, not identity: a rebuilt
+/// wasip2 component replaces the old wasip2 entry even if its features moved.
+fn same_slot(a: &Descriptor, b: &Descriptor) -> bool {
+    match (&a.platform, &b.platform) {
+        (Some(x), Some(y)) => x.architecture == y.architecture && x.os == y.os && x.variant == y.variant && x.os_version == y.os_version,
+        _ => false,
+    }
+}
+
+/// Writes builds into the layout under `tag`: one manifest each, gathered in
+/// an image index that `index.json` names by `org.opencontainers.image.ref.name`.
+/// Other tags, and other platforms already under this tag, are kept; an entry
+/// for the same platform is replaced. Returns the image index's descriptor.
+pub fn tag(dir: &Path, tag: &str, artifacts: &[Artifact]) -> Result<Descriptor> {
+    for (i, a) in artifacts.iter().enumerate() {
+        if artifacts[..i].iter().any(|b| same_slot(&a.entry, &b.entry)) {
+            let p = a.entry.platform.as_ref().expect("entries have platforms");
+            bail!("two inputs are for the same platform `{}/{}`; an index holds one build per platform", p.os, p.architecture);
+        }
+    }
+    if dir.exists() {
+        return tag_into(&Layout::new(dir), tag, artifacts, true);
+    }
+    // A new layout is built beside its destination and renamed into place.
+    let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let name = dir.file_name().context("the layout path has no name")?.to_string_lossy();
+    let staging = parent.join(format!(".{name}.{}.partial", std::process::id()));
+    let result = tag_into(&Layout::new(&staging), tag, artifacts, false)
+        .and_then(|d| std::fs::rename(&staging, dir).map(|()| d).with_context(|| format!("failed to create `{}`", dir.display())));
+    if result.is_err() {
+        let _ = std::fs::remove_dir_all(&staging);
+    }
+    result
+}
+
+fn tag_into(layout: &Layout, tag: &str, artifacts: &[Artifact], existing: bool) -> Result<Descriptor> {
+    let mut top = if existing {
+        let marker = layout.dir().join("oci-layout");
+        let text = std::fs::read_to_string(&marker).with_context(|| format!("`{}` exists but is not an OCI layout (no oci-layout file)", layout.dir().display()))?;
+        if !text.contains("imageLayoutVersion") {
+            bail!("`{}` is not a valid oci-layout file", marker.display());
+        }
+        layout.read_index()?
+    } else {
+        Index::empty()
+    };
+    // The entries already under this tag: an index's entries, or one manifest.
+    let mut entries: Vec<Descriptor> = Vec::new();
+    if let Some(old) = top.manifests.iter().find(|d| d.annotations.get(REF_NAME).map(String::as_str) == Some(tag)) {
+        match old.media_type.as_str() {
+            INDEX_MEDIA_TYPE => {
+                let bytes = layout.read_blob(old, MAX_MANIFEST_BYTES)?;
+                let index: Index = serde_json::from_slice(&bytes).with_context(|| format!("index `{}` of tag `{tag}` is not valid JSON", old.digest))?;
+                entries = index.manifests;
+            }
+            MANIFEST_MEDIA_TYPE if old.platform.is_some() => entries.push(Descriptor { annotations: BTreeMap::new(), ..old.clone() }),
+            _ => {}
+        }
+    }
+    for a in artifacts {
+        match entries.iter().position(|e| same_slot(e, &a.entry)) {
+            Some(i) => entries[i] = a.entry.clone(),
+            None => entries.push(a.entry.clone()),
+        }
+    }
+    let index = Index { manifests: entries, ..Index::empty() };
+    let index_blob = Blob::new(INDEX_MEDIA_TYPE, serde_json::to_vec(&index)?);
+    // Blobs first, index.json last.
+    for a in artifacts {
+        layout.write_blob(&a.layer)?;
+        layout.write_blob(&a.config)?;
+        layout.write_blob(&a.manifest)?;
+    }
+    layout.write_blob(&index_blob)?;
+    if !existing {
+        write_atomically(&layout.dir().join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+    }
+    let mut descriptor = index_blob.descriptor.clone();
+    descriptor.annotations.insert(REF_NAME.into(), tag.into());
+    top.manifests.retain(|d| d.annotations.get(REF_NAME).map(String::as_str) != Some(tag));
+    top.manifests.push(descriptor.clone());
+    top.media_type.get_or_insert_with(|| INDEX_MEDIA_TYPE.into());
+    layout.write_index(&top)?;
+    Ok(descriptor)
+}
