@@ -82,7 +82,7 @@ fn tag_writes_one_entry_per_platform_in_the_cncf_layout() {
     assert_eq!(config["created"], "1970-01-01T00:00:00Z");
     assert_eq!((config["architecture"].as_str(), config["os"].as_str()), (Some("wasm"), Some("wasip2")));
     assert_eq!(config["layerDigests"][0], manifest["layers"][0]["digest"]);
-    assert_eq!(config["component"]["target"][0], "wasi:cli/command@0.2.6");
+    assert_eq!(config["component"]["target"], "wasi:cli/command@0.2.6");
     assert!(config["component"]["imports"].as_array().unwrap().iter().any(|v| v == "wasi:cli/environment@0.2.6"));
     assert_eq!(config["component"]["exports"][0], "wasi:cli/run@0.2.0");
     // The layer is the input, byte for byte.

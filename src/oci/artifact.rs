@@ -84,9 +84,11 @@ pub struct ComponentConfig {
     pub imports: Vec<String>,
     /// Every export, as WIT names.
     pub exports: Vec<String>,
-    /// The target world(s), as in `os.features`; no other tool fills it yet.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub target: Vec<String>,
+    /// The target world (a string, as the CNCF layout has it; the first one
+    /// when a component targets several), as in `os.features`. No other
+    /// tool fills it yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
 }
 
 /// An image manifest.
@@ -156,7 +158,7 @@ pub fn build(bytes: Vec<u8>, wasm: &Wasm, known: &[KnownWorld], created: Option<
             Some(ComponentConfig {
                 imports: names(c.imports().map(|(n, _)| n.to_string()).collect()),
                 exports: names(c.exports().map(|(n, _)| n.to_string()).collect()),
-                target: worlds.iter().map(ToString::to_string).collect(),
+                target: worlds.first().map(ToString::to_string),
             })
         }
         Wasm::Module(_) => None,
