@@ -217,3 +217,35 @@ fn a_digest_that_escapes_the_layout_is_refused() {
     assert!(err.contains("malformed digest `sha256:../../../etc/passwd`"), "{err}");
     assert_eq!(std::fs::read(&top_path).unwrap(), before);
 }
+
+/// Interop with a real peer: skopeo reads what `tag` wrote, byte for byte,
+/// with the features (`scripts/test` installs skopeo).
+#[test]
+fn skopeo_reads_the_layout() {
+    let i = inputs();
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("oci");
+    let l = layout.to_str().unwrap();
+    assert_eq!(run(&["tag", &i.p2, &i.p3, &i.p1, "--layout", l, "--tag", "1.0"], Some("0")).status.code(), Some(0));
+    let out = std::process::Command::new("skopeo")
+        .args(["inspect", "--raw", &format!("oci:{l}:1.0")])
+        .output()
+        .expect("skopeo is needed for the interop test: apt-get install skopeo");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let top = json(&layout.join("index.json"));
+    let hex = top["manifests"][0]["digest"].as_str().unwrap().strip_prefix("sha256:").unwrap().to_string();
+    assert_eq!(out.stdout, std::fs::read(layout.join("blobs/sha256").join(hex)).unwrap(), "skopeo returns the index as written");
+    let index: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(index["manifests"][1]["platform"]["os.features"][0], "wasi:cli/command@0.3.0");
+    // skopeo copies the whole index (every platform) to another layout
+    // without changing a digest.
+    let copy = dir.path().join("copy");
+    let out = std::process::Command::new("skopeo")
+        .args(["copy", "--all", "--preserve-digests", &format!("oci:{l}:1.0"), &format!("oci:{}:1.0", copy.display())])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let copied = json(&copy.join("index.json"));
+    assert_eq!(copied["manifests"][0]["digest"], top["manifests"][0]["digest"]);
+    assert_eq!(tagged(&copy, "1.0"), index);
+}
