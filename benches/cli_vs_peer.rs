@@ -116,7 +116,11 @@ impl Tool {
         } else {
             -1
         };
-        Ok(Run { wall, maxrss_kib: usage.ru_maxrss, code })
+        Ok(Run {
+            wall,
+            maxrss_kib: usage.ru_maxrss,
+            code,
+        })
     }
 
     /// Runs once more with output captured, to show why it exited as it did.
@@ -159,17 +163,29 @@ fn parse_args() -> Result<Config, String> {
             "--quick" => quick = true,
             "--runs" => {
                 let n = args.next().ok_or("--runs needs a number")?;
-                runs = Some(n.parse::<usize>().map_err(|e| format!("--runs {n}: {e}"))?.max(1));
+                runs = Some(
+                    n.parse::<usize>()
+                        .map_err(|e| format!("--runs {n}: {e}"))?
+                        .max(1),
+                );
             }
             // cargo may pass a filter or libtest flags; nothing to filter here.
             other => eprintln!("cli_vs_peer: ignoring argument `{other}`"),
         }
     }
     if !bench && !quick && runs.is_none() {
-        return Ok(Config { mode: Mode::Smoke, warmup: 0, runs: 1 });
+        return Ok(Config {
+            mode: Mode::Smoke,
+            warmup: 0,
+            runs: 1,
+        });
     }
     let runs = runs.unwrap_or(if quick { QUICK_RUNS } else { RUNS });
-    Ok(Config { mode: Mode::Bench, warmup: WARMUP, runs })
+    Ok(Config {
+        mode: Mode::Bench,
+        warmup: WARMUP,
+        runs,
+    })
 }
 
 fn bench_dir() -> PathBuf {
@@ -200,7 +216,9 @@ fn on_path(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
         .map(|dir| dir.join(name))
-        .find(|p| std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0))
+        .find(|p| {
+            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        })
 }
 
 /// The worldfit binary: `$WORLDFIT_BIN`, else the one cargo built for this
@@ -215,7 +233,10 @@ fn worldfit_bin() -> Result<PathBuf, String> {
         return Ok(built);
     }
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    eprintln!("cli_vs_peer: `{}` is missing; running cargo build --release --bin worldfit", built.display());
+    eprintln!(
+        "cli_vs_peer: `{}` is missing; running cargo build --release --bin worldfit",
+        built.display()
+    );
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let status = Command::new(cargo)
         .args(["build", "--release", "--bin", "worldfit", "--manifest-path"])
@@ -223,16 +244,26 @@ fn worldfit_bin() -> Result<PathBuf, String> {
         .status()
         .map_err(|e| format!("failed to run cargo: {e}"))?;
     if !status.success() {
-        return Err(format!("cargo build --release --bin worldfit failed: {status}"));
+        return Err(format!(
+            "cargo build --release --bin worldfit failed: {status}"
+        ));
     }
-    let target = std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| manifest.join("target"));
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| manifest.join("target"));
     let bin = target.join("release/worldfit");
-    if bin.is_file() { Ok(bin) } else { Err(format!("`{}` not found after building", bin.display())) }
+    if bin.is_file() {
+        Ok(bin)
+    } else {
+        Err(format!("`{}` not found after building", bin.display()))
+    }
 }
 
 /// W: `deps/` from the repository's `wit/deps/*.wit`, plus `root.wit`.
 fn make_wit_dir() -> std::io::Result<tempfile::TempDir> {
-    let dir = tempfile::Builder::new().prefix("worldfit-bench-wit").tempdir()?;
+    let dir = tempfile::Builder::new()
+        .prefix("worldfit-bench-wit")
+        .tempdir()?;
     let deps = dir.path().join("deps");
     std::fs::create_dir(&deps)?;
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("wit/deps");
@@ -245,7 +276,10 @@ fn make_wit_dir() -> std::io::Result<tempfile::TempDir> {
         }
     }
     if copied == 0 {
-        return Err(std::io::Error::other(format!("no .wit files in `{}`", src.display())));
+        return Err(std::io::Error::other(format!(
+            "no .wit files in `{}`",
+            src.display()
+        )));
     }
     std::fs::write(dir.path().join("root.wit"), ROOT_WIT)?;
     Ok(dir)
@@ -253,7 +287,11 @@ fn make_wit_dir() -> std::io::Result<tempfile::TempDir> {
 
 fn median(sorted: &[f64]) -> f64 {
     let n = sorted.len();
-    if n % 2 == 1 { sorted[n / 2] } else { (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0 }
+    if n % 2 == 1 {
+        sorted[n / 2]
+    } else {
+        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
+    }
 }
 
 /// Nearest-rank percentile.
@@ -323,13 +361,26 @@ fn main() -> ExitCode {
     };
 
     let Some(peer) = on_path("wasm-tools") else {
-        return missing("`wasm-tools` is not on PATH; install it with `cargo install wasm-tools --locked`".into());
+        return missing(
+            "`wasm-tools` is not on PATH; install it with `cargo install wasm-tools --locked`"
+                .into(),
+        );
     };
     let dir = bench_dir();
     let inputs = match inputs(&dir) {
         Ok(v) if !v.is_empty() => v,
-        Ok(_) => return missing(format!("no *.wasm in `{}` (set WORLDFIT_BENCH_DIR)", dir.display())),
-        Err(e) => return missing(format!("cannot read `{}`: {e} (set WORLDFIT_BENCH_DIR)", dir.display())),
+        Ok(_) => {
+            return missing(format!(
+                "no *.wasm in `{}` (set WORLDFIT_BENCH_DIR)",
+                dir.display()
+            ));
+        }
+        Err(e) => {
+            return missing(format!(
+                "cannot read `{}`: {e} (set WORLDFIT_BENCH_DIR)",
+                dir.display()
+            ));
+        }
     };
     let worldfit = match worldfit_bin() {
         Ok(p) => p,
@@ -353,9 +404,14 @@ fn main() -> ExitCode {
 
     let plan = match config.mode {
         Mode::Smoke => "1 run".to_string(),
-        Mode::Bench => format!("{} warm-up + {} alternating runs", config.warmup, config.runs),
+        Mode::Bench => format!(
+            "{} warm-up + {} alternating runs",
+            config.warmup, config.runs
+        ),
     };
-    println!("cli_vs_peer: {plan} per tool and component; wall time spawn→reap, peak RSS = wait4 ru_maxrss");
+    println!(
+        "cli_vs_peer: {plan} per tool and component; wall time spawn→reap, peak RSS = wait4 ru_maxrss"
+    );
     println!("  worldfit   {}", worldfit.display());
     println!("  wasm-tools {} ({peer_version})", peer.display());
     println!("  host WIT   {} (world cmd)", wit.path().display());
@@ -364,7 +420,9 @@ fn main() -> ExitCode {
         println!("  note: worldfit is not a release build; its timings are not comparable");
     }
     if config.mode == Mode::Smoke {
-        println!("  smoke run (no --bench): checking agreement only; use `cargo bench --bench cli_vs_peer` for figures");
+        println!(
+            "  smoke run (no --bench): checking agreement only; use `cargo bench --bench cli_vs_peer` for figures"
+        );
     }
 
     struct Row {
@@ -375,7 +433,11 @@ fn main() -> ExitCode {
     }
     let mut rows = Vec::new();
     for (path, size) in &inputs {
-        let name = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        let name = path
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .into_owned();
         let wf = Tool {
             name: "worldfit",
             program: worldfit.clone(),
@@ -413,19 +475,31 @@ fn main() -> ExitCode {
         let first = [measure(&wf), measure(&pe)];
         if first[0].code != first[1].code {
             return disagreement(
-                &format!("on {name}: worldfit exit {} but wasm-tools exit {}", first[0].code, first[1].code),
+                &format!(
+                    "on {name}: worldfit exit {} but wasm-tools exit {}",
+                    first[0].code, first[1].code
+                ),
                 &[&wf, &pe],
             );
         }
         if first[0].code != 0 {
-            eprintln!("cli_vs_peer: warning: both tools exit {} on {name}; expected 0 (compatible)", first[0].code);
+            eprintln!(
+                "cli_vs_peer: warning: both tools exit {} on {name}; expected 0 (compatible)",
+                first[0].code
+            );
         }
         let expected = first[0].code;
         for _ in 1..config.warmup {
             for t in [&wf, &pe] {
                 let r = measure(t);
                 if r.code != expected {
-                    return disagreement(&format!("{} exited {} on {name} after exiting {expected}", t.name, r.code), &[t]);
+                    return disagreement(
+                        &format!(
+                            "{} exited {} on {name} after exiting {expected}",
+                            t.name, r.code
+                        ),
+                        &[t],
+                    );
                 }
             }
         }
@@ -440,21 +514,45 @@ fn main() -> ExitCode {
             for i in 0..config.runs {
                 // Alternate which tool goes first, so neither always follows
                 // the other's cache and frequency effects.
-                let order = if i % 2 == 0 { [(&wf, 0), (&pe, 1)] } else { [(&pe, 1), (&wf, 0)] };
+                let order = if i % 2 == 0 {
+                    [(&wf, 0), (&pe, 1)]
+                } else {
+                    [(&pe, 1), (&wf, 0)]
+                };
                 for (t, slot) in order {
                     let r = measure(t);
                     if r.code != expected {
-                        return disagreement(&format!("{} exited {} on {name} after exiting {expected}", t.name, r.code), &[t]);
+                        return disagreement(
+                            &format!(
+                                "{} exited {} on {name} after exiting {expected}",
+                                t.name, r.code
+                            ),
+                            &[t],
+                        );
                     }
-                    if slot == 0 { wf_runs.push(r) } else { pe_runs.push(r) }
+                    if slot == 0 {
+                        wf_runs.push(r)
+                    } else {
+                        pe_runs.push(r)
+                    }
                 }
             }
         }
-        rows.push(Row { name, size: *size, wf: stats(&wf_runs), peer: stats(&pe_runs) });
+        rows.push(Row {
+            name,
+            size: *size,
+            wf: stats(&wf_runs),
+            peer: stats(&pe_runs),
+        });
     }
 
     // The table.
-    let name_w = rows.iter().map(|r| r.name.len()).max().unwrap_or(0).max("component".len());
+    let name_w = rows
+        .iter()
+        .map(|r| r.name.len())
+        .max()
+        .unwrap_or(0)
+        .max("component".len());
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -463,8 +561,15 @@ fn main() -> ExitCode {
     );
     let mut missed = Vec::new();
     for r in &rows {
-        for (i, (tool, s)) in [("worldfit", &r.wf), ("wasm-tools", &r.peer)].into_iter().enumerate() {
-            let (name, size) = if i == 0 { (r.name.as_str(), format!("{:.1}", r.size as f64 / MIB)) } else { ("", String::new()) };
+        for (i, (tool, s)) in [("worldfit", &r.wf), ("wasm-tools", &r.peer)]
+            .into_iter()
+            .enumerate()
+        {
+            let (name, size) = if i == 0 {
+                (r.name.as_str(), format!("{:.1}", r.size as f64 / MIB))
+            } else {
+                ("", String::new())
+            };
             let _ = writeln!(
                 out,
                 "{name:<name_w$}  {size:>8}  {tool:<10}  {:>4}  {:>5.1} ms  {:>5.1} ms  {:>5.1} ms  {:>5.1} MiB  {:>7.2}x",
@@ -478,7 +583,15 @@ fn main() -> ExitCode {
         }
         let ratio = r.wf.median_ms / r.peer.median_ms;
         let rss_multiple = r.wf.peak_rss_mib * MIB / r.size as f64;
-        let judge = |ok: bool| if config.mode == Mode::Smoke { "n/a" } else if ok { "met" } else { "MISSED" };
+        let judge = |ok: bool| {
+            if config.mode == Mode::Smoke {
+                "n/a"
+            } else if ok {
+                "met"
+            } else {
+                "MISSED"
+            }
+        };
         let _ = writeln!(
             out,
             "{:<name_w$}  {:>8}  worldfit/peer median {ratio:.2}x (target <= {TARGET_RATIO:.1}: {}), worldfit RSS {rss_multiple:.2}x size (target <= {TARGET_RSS_MULTIPLE:.0}x: {})",
@@ -497,7 +610,10 @@ fn main() -> ExitCode {
         }
     }
     if let Some(hwm) = self_hwm_mib() {
-        let _ = writeln!(out, "bench process peak RSS {hwm:.1} MiB (a floor under each child's reported peak RSS; see Tool::run)");
+        let _ = writeln!(
+            out,
+            "bench process peak RSS {hwm:.1} MiB (a floor under each child's reported peak RSS; see Tool::run)"
+        );
     }
     if !missed.is_empty() {
         let _ = writeln!(out, "targets missed: {}", missed.join("; "));

@@ -28,11 +28,15 @@ fn ms(d: Duration) -> String {
 }
 
 fn time<T>(n: usize, mut f: impl FnMut() -> T) -> Duration {
-    median((0..n).map(|_| {
-        let t = Instant::now();
-        std::hint::black_box(f());
-        t.elapsed()
-    }).collect())
+    median(
+        (0..n)
+            .map(|_| {
+                let t = Instant::now();
+                std::hint::black_box(f());
+                t.elapsed()
+            })
+            .collect(),
+    )
 }
 
 fn main() {
@@ -42,7 +46,11 @@ fn main() {
     let host = Host::wasmtime();
     if !benching {
         // `cargo test --benches`: a smoke run on a small fixture.
-        let bytes = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/hello-cli.wasm")).unwrap();
+        let bytes = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/fixtures/hello-cli.wasm"
+        ))
+        .unwrap();
         let c = host.confirm(&bytes, &ConfirmOptions::default()).unwrap();
         assert!(c.instantiated, "{:?}", c.message);
         return;
@@ -62,23 +70,36 @@ fn main() {
     config.wasm_component_model_async(true);
     let baseline_engine = wasmtime::Engine::new(&config).unwrap();
 
-    println!("{:<22} {:>9} {:>10} {:>11} {:>10} {:>10} {:>11} {:>9}", "component", "size", "types", "baseline", "cold", "cold/base", "warm", "backend");
+    println!(
+        "{:<22} {:>9} {:>10} {:>11} {:>10} {:>10} {:>11} {:>9}",
+        "component", "size", "types", "baseline", "cold", "cold/base", "warm", "backend"
+    );
     for file in files {
         let bytes = std::fs::read(&file).unwrap();
         let name = file.file_name().unwrap().to_string_lossy().to_string();
-        let types = time(fast_runs, || check(&decode(&bytes).unwrap(), &host).compatible);
-        let baseline = time(slow_runs, || wasmtime::component::Component::new(&baseline_engine, &bytes).unwrap());
+        let types = time(fast_runs, || {
+            check(&decode(&bytes).unwrap(), &host).compatible
+        });
+        let baseline = time(slow_runs, || {
+            wasmtime::component::Component::new(&baseline_engine, &bytes).unwrap()
+        });
         let mut backend = None;
         let cold = time(slow_runs, || {
             let cache = tempfile::tempdir().unwrap();
-            let options = ConfirmOptions { cache: Some(CompileCache::new(cache.path())), ..Default::default() };
+            let options = ConfirmOptions {
+                cache: Some(CompileCache::new(cache.path())),
+                ..Default::default()
+            };
             let c = host.confirm(&bytes, &options).unwrap();
             assert!(c.instantiated && !c.cached, "{:?}", c.message);
             backend = c.backend;
             c
         });
         let cache = tempfile::tempdir().unwrap();
-        let options = ConfirmOptions { cache: Some(CompileCache::new(cache.path())), ..Default::default() };
+        let options = ConfirmOptions {
+            cache: Some(CompileCache::new(cache.path())),
+            ..Default::default()
+        };
         assert!(host.confirm(&bytes, &options).unwrap().instantiated);
         let warm = time(fast_runs, || {
             let c = host.confirm(&bytes, &options).unwrap();

@@ -50,8 +50,15 @@ fn load_inputs(dir: &Path) -> std::io::Result<Vec<Input>> {
     paths
         .into_iter()
         .map(|p| {
-            let name = p.file_stem().unwrap_or_default().to_string_lossy().into_owned();
-            Ok(Input { name, bytes: std::fs::read(&p)? })
+            let name = p
+                .file_stem()
+                .unwrap_or_default()
+                .to_string_lossy()
+                .into_owned();
+            Ok(Input {
+                name,
+                bytes: std::fs::read(&p)?,
+            })
         })
         .collect()
 }
@@ -83,7 +90,10 @@ fn describe(input: &Input, host: &Host) -> String {
         Ok(wasm) => {
             let kind = match &wasm {
                 Wasm::Component(c) => {
-                    format!("component, {} imports", c.resolve.worlds[c.world].imports.len())
+                    format!(
+                        "component, {} imports",
+                        c.resolve.worlds[c.world].imports.len()
+                    )
                 }
                 Wasm::Module(m) => format!("core module, {} imports", m.imports.len()),
             };
@@ -91,14 +101,21 @@ fn describe(input: &Input, host: &Host) -> String {
             let outcome = if v.compatible {
                 format!("compatible (world {})", v.world.unwrap_or_default())
             } else {
-                let first = v.problems.first().map(|p| format!("; first: {} {}", p.name, p.detail)).unwrap_or_default();
+                let first = v
+                    .problems
+                    .first()
+                    .map(|p| format!("; first: {} {}", p.name, p.detail))
+                    .unwrap_or_default();
                 format!(
                     "incompatible, {} problem(s) vs closest {}{first}",
                     v.problems.len(),
                     v.closest.unwrap_or_default()
                 )
             };
-            format!("{}.wasm ({size:.1} MiB, {kind}) vs wasmtime: {outcome}", input.name)
+            format!(
+                "{}.wasm ({size:.1} MiB, {kind}) vs wasmtime: {outcome}",
+                input.name
+            )
         }
     }
 }
@@ -107,7 +124,9 @@ fn describe(input: &Input, host: &Host) -> String {
 /// `None` if it did not run (filtered out, or test mode).
 fn median_ns(dir: &Path, group: &str, function: &str, since: SystemTime) -> Option<f64> {
     let path = dir.join(group).join(function).join("new/estimates.json");
-    let fresh = std::fs::metadata(&path).and_then(|m| m.modified()).is_ok_and(|t| t >= since);
+    let fresh = std::fs::metadata(&path)
+        .and_then(|m| m.modified())
+        .is_ok_and(|t| t >= since);
     if !fresh {
         return None;
     }
@@ -168,21 +187,29 @@ fn main() {
         // Each iteration takes milliseconds: flat sampling keeps the sample
         // count modest without criterion extending the measurement time.
         group.sampling_mode(SamplingMode::Flat);
-        group.bench_with_input(BenchmarkId::from_parameter("decode"), &input.bytes, |b, bytes| {
-            b.iter(|| decode(black_box(bytes)).expect("bench input decodes"))
-        });
-        group.bench_with_input(BenchmarkId::from_parameter("decode_check"), &input.bytes, |b, bytes| {
-            b.iter(|| {
-                let wasm = decode(black_box(bytes)).expect("bench input decodes");
-                check(&wasm, black_box(&host))
-            })
-        });
+        group.bench_with_input(
+            BenchmarkId::from_parameter("decode"),
+            &input.bytes,
+            |b, bytes| b.iter(|| decode(black_box(bytes)).expect("bench input decodes")),
+        );
+        group.bench_with_input(
+            BenchmarkId::from_parameter("decode_check"),
+            &input.bytes,
+            |b, bytes| {
+                b.iter(|| {
+                    let wasm = decode(black_box(bytes)).expect("bench input decodes");
+                    check(&wasm, black_box(&host))
+                })
+            },
+        );
         group.finish();
     }
     {
         let mut group = c.benchmark_group("host");
         group.sampling_mode(SamplingMode::Flat);
-        group.bench_function(BenchmarkId::from_parameter("wasmtime"), |b| b.iter(Host::wasmtime));
+        group.bench_function(BenchmarkId::from_parameter("wasmtime"), |b| {
+            b.iter(Host::wasmtime)
+        });
         group.finish();
     }
     c.final_summary();
@@ -194,8 +221,16 @@ fn main() {
     // The medians, read back from what criterion just wrote.
     println!();
     println!("worldfit in-process medians (criterion, this run)");
-    let name_w = inputs.iter().map(|i| i.name.len() + 5).max().unwrap_or(0).max("Host::wasmtime()".len());
-    println!("  {:<name_w$}  {:>9}  {:>10}  {:>14}  target", "component", "size", "decode", "decode+check");
+    let name_w = inputs
+        .iter()
+        .map(|i| i.name.len() + 5)
+        .max()
+        .unwrap_or(0)
+        .max("Host::wasmtime()".len());
+    println!(
+        "  {:<name_w$}  {:>9}  {:>10}  {:>14}  target",
+        "component", "size", "decode", "decode+check"
+    );
     let mut missed = false;
     for input in &inputs {
         let d = median_ns(&out_dir, &input.name, "decode", started);
@@ -221,8 +256,15 @@ fn main() {
         );
         println!("{}", line.trim_end());
     }
-    println!("  {:<name_w$}  {:>9}  {:>10}", "Host::wasmtime()", "", fmt_ms(median_ns(&out_dir, "host", "wasmtime", started)));
+    println!(
+        "  {:<name_w$}  {:>9}  {:>10}",
+        "Host::wasmtime()",
+        "",
+        fmt_ms(median_ns(&out_dir, "host", "wasmtime", started))
+    );
     if missed {
-        println!("  note: decode + check of {TARGET_COMPONENT}.wasm is over the {TARGET_MS} ms target");
+        println!(
+            "  note: decode + check of {TARGET_COMPONENT}.wasm is over the {TARGET_MS} ms target"
+        );
     }
 }

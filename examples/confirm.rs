@@ -42,14 +42,23 @@ fn main() -> ExitCode {
     }
 
     // 2. Instantiate in the sandbox; the cache makes the second call cheap.
-    let options = ConfirmOptions { cache: CompileCache::default_dir().map(CompileCache::new), ..Default::default() };
-    let confirmation = host.confirm(&bytes, &options).expect("the built-in host confirms");
+    let options = ConfirmOptions {
+        cache: CompileCache::default_dir().map(CompileCache::new),
+        ..Default::default()
+    };
+    let confirmation = host
+        .confirm(&bytes, &options)
+        .expect("the built-in host confirms");
     if confirmation.instantiated {
         println!(
             "{path}: runs on {} ({:?}, {} in {:.1} ms, instantiated in {:.1} ms)",
             verdict.world.unwrap_or_default(),
             confirmation.backend.expect("compiled"),
-            if confirmation.cached { "loaded from cache" } else { "compiled" },
+            if confirmation.cached {
+                "loaded from cache"
+            } else {
+                "compiled"
+            },
             confirmation.compile.as_secs_f64() * 1e3,
             confirmation.instantiate.as_secs_f64() * 1e3,
         );

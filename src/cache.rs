@@ -28,7 +28,10 @@ const SUM_TAG: &str = "worldfit-cache-v1 blake3";
 
 /// Hex-encoded SHA-256 of some bytes.
 pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Why an entry was not used.
@@ -73,7 +76,10 @@ impl CompileCache {
         if key.is_empty() || !key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
             bail!("invalid cache key `{key}`");
         }
-        Ok((self.dir.join(format!("{key}.cwasm")), self.dir.join(format!("{key}.sum"))))
+        Ok((
+            self.dir.join(format!("{key}.cwasm")),
+            self.dir.join(format!("{key}.sum")),
+        ))
     }
 
     /// Verifies an entry and returns the path of its artifact, ready for
@@ -94,26 +100,36 @@ impl CompileCache {
     }
 
     fn verify(&self, artifact: &Path, sum: &Path) -> Result<(), String> {
-        let dir = std::fs::symlink_metadata(&self.dir).map_err(|e| format!("cannot stat the cache directory: {e}"))?;
+        let dir = std::fs::symlink_metadata(&self.dir)
+            .map_err(|e| format!("cannot stat the cache directory: {e}"))?;
         check_owner_and_mode(&dir, "the cache directory")?;
         let mut sum_file = open_private(sum)?;
         let mut text = String::new();
-        (&mut sum_file).take(256).read_to_string(&mut text).map_err(|e| format!("cannot read checksum: {e}"))?;
+        (&mut sum_file)
+            .take(256)
+            .read_to_string(&mut text)
+            .map_err(|e| format!("cannot read checksum: {e}"))?;
         let mut words = text.split_whitespace();
         let (tag1, tag2, hex, len) = (words.next(), words.next(), words.next(), words.next());
         if tag1.zip(tag2).map(|(a, b)| format!("{a} {b}")).as_deref() != Some(SUM_TAG) {
             return Err("not a worldfit checksum".into());
         }
-        let len: u64 = len.and_then(|l| l.parse().ok()).ok_or("malformed checksum")?;
+        let len: u64 = len
+            .and_then(|l| l.parse().ok())
+            .ok_or("malformed checksum")?;
         let mut file = open_private(artifact)?;
         let actual_len = file.metadata().map_err(|e| e.to_string())?.len();
         if actual_len != len {
-            return Err(format!("length {actual_len} does not match the recorded {len}"));
+            return Err(format!(
+                "length {actual_len} does not match the recorded {len}"
+            ));
         }
         let mut hasher = blake3::Hasher::new();
         let mut buf = vec![0u8; 1 << 20];
         loop {
-            let n = file.read(&mut buf).map_err(|e| format!("cannot read: {e}"))?;
+            let n = file
+                .read(&mut buf)
+                .map_err(|e| format!("cannot read: {e}"))?;
             if n == 0 {
                 break;
             }
@@ -130,7 +146,11 @@ impl CompileCache {
     pub fn store(&self, key: &str, payload: &[u8]) -> Result<()> {
         let (artifact, sum) = self.paths(key)?;
         create_private_dir(&self.dir)?;
-        let sum_text = format!("{SUM_TAG} {} {}\n", blake3::hash(payload).to_hex(), payload.len());
+        let sum_text = format!(
+            "{SUM_TAG} {} {}\n",
+            blake3::hash(payload).to_hex(),
+            payload.len()
+        );
         write_atomically(&self.dir, key, &artifact, payload)?;
         write_atomically(&self.dir, key, &sum, sum_text.as_bytes())
     }
@@ -161,7 +181,8 @@ fn write_atomically(dir: &Path, key: &str, dest: &Path, bytes: &[u8]) -> Result<
         // catches that and the entry is rebuilt; syncing 46 MB would cost the
         // cold path a tenth of a second for nothing.
         f.write_all(bytes)?;
-        std::fs::rename(&tmp, dest).with_context(|| format!("failed to rename into `{}`", dest.display()))?;
+        std::fs::rename(&tmp, dest)
+            .with_context(|| format!("failed to rename into `{}`", dest.display()))?;
         Ok(())
     })();
     if result.is_err() {
@@ -173,7 +194,10 @@ fn write_atomically(dir: &Path, key: &str, dest: &Path, bytes: &[u8]) -> Result<
 fn unique() -> u64 {
     use std::sync::atomic::{AtomicU64, Ordering};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
     (u64::from(nanos) << 20) ^ COUNTER.fetch_add(1, Ordering::Relaxed)
 }
 
@@ -184,7 +208,10 @@ fn check_owner_and_mode(meta: &std::fs::Metadata, what: &str) -> Result<(), Stri
         return Err(format!("{what} is owned by uid {}, not {uid}", meta.uid()));
     }
     if meta.permissions().mode() & 0o022 != 0 {
-        return Err(format!("{what} is writable by others (mode {:o})", meta.permissions().mode() & 0o777));
+        return Err(format!(
+            "{what} is writable by others (mode {:o})",
+            meta.permissions().mode() & 0o777
+        ));
     }
     Ok(())
 }
@@ -237,22 +264,32 @@ mod tests {
 
         // Group-writable.
         cache.store("k3", b"payload").unwrap();
-        std::fs::set_permissions(dir.path().join("c/k3.cwasm"), std::fs::Permissions::from_mode(0o664)).unwrap();
+        std::fs::set_permissions(
+            dir.path().join("c/k3.cwasm"),
+            std::fs::Permissions::from_mode(0o664),
+        )
+        .unwrap();
         assert!(discarded(cache.load("k3")).contains("writable by others"));
 
         // A symlink to a valid artifact elsewhere is never followed.
         cache.store("k4", b"payload").unwrap();
         std::fs::copy(dir.path().join("c/k4.sum"), dir.path().join("c/k5.sum")).unwrap();
-        std::os::unix::fs::symlink(dir.path().join("c/k4.cwasm"), dir.path().join("c/k5.cwasm")).unwrap();
+        std::os::unix::fs::symlink(dir.path().join("c/k4.cwasm"), dir.path().join("c/k5.cwasm"))
+            .unwrap();
         assert!(discarded(cache.load("k5")).contains("cannot open"));
 
         // A checksum file without an artifact, or a foreign one.
         std::fs::write(dir.path().join("c/k6.sum"), "something else").unwrap();
-        std::fs::set_permissions(dir.path().join("c/k6.sum"), std::fs::Permissions::from_mode(0o600)).unwrap();
+        std::fs::set_permissions(
+            dir.path().join("c/k6.sum"),
+            std::fs::Permissions::from_mode(0o600),
+        )
+        .unwrap();
         assert_eq!(discarded(cache.load("k6")), "not a worldfit checksum");
 
         // A directory others can write to is refused.
-        std::fs::set_permissions(dir.path().join("c"), std::fs::Permissions::from_mode(0o777)).unwrap();
+        std::fs::set_permissions(dir.path().join("c"), std::fs::Permissions::from_mode(0o777))
+            .unwrap();
         assert!(discarded(cache.load("k4")).contains("cache directory is writable by others"));
 
         // Keys can't name paths.

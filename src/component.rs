@@ -56,8 +56,18 @@ pub struct CoreSig {
 
 impl fmt::Display for CoreSig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let list = |v: &[CoreValType]| v.iter().map(|t| format!("{t:?}").to_lowercase()).collect::<Vec<_>>().join(" ");
-        write!(f, "(func (param {}) (result {}))", list(&self.params), list(&self.results))
+        let list = |v: &[CoreValType]| {
+            v.iter()
+                .map(|t| format!("{t:?}").to_lowercase())
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        write!(
+            f,
+            "(func (param {}) (result {}))",
+            list(&self.params),
+            list(&self.results)
+        )
     }
 }
 
@@ -89,7 +99,10 @@ impl CoreModule {
 
     /// The `_start` export, if the module has one.
     pub fn start(&self) -> Option<&CoreSig> {
-        self.exports.iter().find(|(n, _)| n == "_start").map(|(_, s)| s)
+        self.exports
+            .iter()
+            .find(|(n, _)| n == "_start")
+            .map(|(_, s)| s)
     }
 }
 
@@ -128,7 +141,9 @@ pub fn decode(bytes: &[u8]) -> Result<Wasm, DecodeError> {
         return Err(DecodeError::NotWasm);
     }
     if wasmparser::Parser::is_core_wasm(bytes) {
-        return decode_module(bytes).map(Wasm::Module).map_err(DecodeError::Malformed);
+        return decode_module(bytes)
+            .map(Wasm::Module)
+            .map_err(DecodeError::Malformed);
     }
     if !wasmparser::Parser::is_component(bytes) {
         return Err(DecodeError::Malformed(anyhow::anyhow!(
@@ -142,7 +157,9 @@ pub fn decode(bytes: &[u8]) -> Result<Wasm, DecodeError> {
     // sections are checked as a whole and skipped, not walked body by body.
     check_framing(bytes).map_err(DecodeError::Malformed)?;
     match wit_component::decode(bytes) {
-        Ok(wit_component::DecodedWasm::Component(resolve, world)) => Ok(Wasm::Component(Component { resolve, world })),
+        Ok(wit_component::DecodedWasm::Component(resolve, world)) => {
+            Ok(Wasm::Component(Component { resolve, world }))
+        }
         Ok(wit_component::DecodedWasm::WitPackage(..)) => Err(DecodeError::WitPackage),
         Err(e) => Err(DecodeError::Malformed(e)),
     }
@@ -156,7 +173,9 @@ fn check_framing(bytes: &[u8]) -> anyhow::Result<()> {
     let mut offset = 0;
     loop {
         match parser.parse(&bytes[offset..], true)? {
-            wasmparser::Chunk::NeedMoreData(_) => unreachable!("the whole input is given with eof = true"),
+            wasmparser::Chunk::NeedMoreData(_) => {
+                unreachable!("the whole input is given with eof = true")
+            }
             wasmparser::Chunk::Parsed { consumed, payload } => {
                 offset += consumed;
                 match payload {
@@ -202,7 +221,10 @@ fn decode_module(bytes: &[u8]) -> anyhow::Result<CoreModule> {
     let mut validator = Validator::new_with_features(WasmFeatures::all());
     let mut sigs: Vec<CoreSig> = Vec::new();
     let mut func_types: Vec<u32> = Vec::new();
-    let mut module = CoreModule { imports: Vec::new(), exports: Vec::new() };
+    let mut module = CoreModule {
+        imports: Vec::new(),
+        exports: Vec::new(),
+    };
     for payload in wasmparser::Parser::new(0).parse_all(bytes) {
         let payload = payload?;
         // Validate section headers and types, but skip function bodies: they
@@ -221,7 +243,10 @@ fn decode_module(bytes: &[u8]) -> anyhow::Result<CoreModule> {
                                 results: f.results().iter().copied().map(val_type).collect(),
                             }),
                             // Keep indices aligned for non-function types.
-                            _ => sigs.push(CoreSig { params: vec![CoreValType::Other], results: vec![] }),
+                            _ => sigs.push(CoreSig {
+                                params: vec![CoreValType::Other],
+                                results: vec![],
+                            }),
                         }
                     }
                 }
@@ -256,7 +281,10 @@ fn decode_module(bytes: &[u8]) -> anyhow::Result<CoreModule> {
                             .get(export.index as usize)
                             .and_then(|t| sigs.get(*t as usize))
                             .cloned()
-                            .unwrap_or(CoreSig { params: vec![CoreValType::Other], results: vec![] });
+                            .unwrap_or(CoreSig {
+                                params: vec![CoreValType::Other],
+                                results: vec![],
+                            });
                         module.exports.push((export.name.to_string(), sig));
                     }
                 }
@@ -321,15 +349,25 @@ impl Component {
         let world = &self.resolve.worlds[self.world];
         let names_03 = self.imports().chain(self.exports()).any(|(n, _)| match n {
             ItemName::Interface(n) => {
-                n.namespace == "wasi" && n.version.as_ref().is_some_and(|v| v.major == 0 && v.minor == 3)
+                n.namespace == "wasi"
+                    && n.version
+                        .as_ref()
+                        .is_some_and(|v| v.major == 0 && v.minor == 3)
             }
             ItemName::Plain(_) => false,
         });
-        let funcs = world.imports.values().chain(world.exports.values()).any(|item| match item {
-            WorldItem::Function(f) => f.kind.is_async(),
-            WorldItem::Interface { id, .. } => self.resolve.interfaces[*id].functions.values().any(|f| f.kind.is_async()),
-            WorldItem::Type { .. } => false,
-        });
+        let funcs = world
+            .imports
+            .values()
+            .chain(world.exports.values())
+            .any(|item| match item {
+                WorldItem::Function(f) => f.kind.is_async(),
+                WorldItem::Interface { id, .. } => self.resolve.interfaces[*id]
+                    .functions
+                    .values()
+                    .any(|f| f.kind.is_async()),
+                WorldItem::Type { .. } => false,
+            });
         let types = self.resolve.types.iter().any(|(_, t)| {
             matches!(
                 t.kind,

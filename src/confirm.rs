@@ -45,7 +45,11 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Limits {
-        Limits { memory_bytes: 512 << 20, time: Duration::from_secs(5), output_bytes: 64 << 10 }
+        Limits {
+            memory_bytes: 512 << 20,
+            time: Duration::from_secs(5),
+            output_bytes: 64 << 10,
+        }
     }
 }
 
@@ -158,7 +162,11 @@ impl WasiHttpView for Ctx {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
         // http bodies are wasi:io streams: they must share WASI's resource table.
         let WasiCtxView { table, .. } = self.wasi.ctx();
-        WasiHttpCtxView { ctx: &mut self.http, table, hooks: &mut self.hooks }
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table,
+            hooks: &mut self.hooks,
+        }
     }
 }
 
@@ -213,7 +221,10 @@ impl Runtime {
             // Cranelift optimize them, and skip the wasm-offset address map
             // (it only improves trap backtraces) and native unwind tables (for
             // native debuggers and profilers; wasmtime walks frames itself).
-            config.cranelift_opt_level(wasmtime::OptLevel::None).generate_address_map(false).native_unwind_info(false);
+            config
+                .cranelift_opt_level(wasmtime::OptLevel::None)
+                .generate_address_map(false)
+                .native_unwind_info(false);
         }
         let engine = Engine::new(&config)?;
         let mut components = wasmtime::component::Linker::<Ctx>::new(&engine);
@@ -225,7 +236,13 @@ impl Runtime {
         let mut modules = wasmtime::Linker::<Ctx>::new(&engine);
         wasmtime_wasi::p1::add_to_linker_async(&mut modules, |c: &mut Ctx| &mut c.wasi)?;
         let compat = compat_hash(&engine);
-        Ok(Runtime { backend, engine, components, modules, compat })
+        Ok(Runtime {
+            backend,
+            engine,
+            components,
+            modules,
+            compat,
+        })
     }
 }
 
@@ -273,7 +290,10 @@ impl Embedded {
     /// The shared instance, built on first use.
     pub fn get() -> Result<&'static Embedded, String> {
         static EMBEDDED: OnceLock<Result<Embedded, String>> = OnceLock::new();
-        EMBEDDED.get_or_init(|| Embedded::new().map_err(|e| format!("{e:#}"))).as_ref().map_err(Clone::clone)
+        EMBEDDED
+            .get_or_init(|| Embedded::new().map_err(|e| format!("{e:#}")))
+            .as_ref()
+            .map_err(Clone::clone)
     }
 
     fn new() -> wasmtime::Result<Embedded> {
@@ -297,7 +317,11 @@ impl Embedded {
                 }
             })
             .map_err(|e| wasmtime::format_err!("cannot start the epoch thread: {e}"))?;
-        Ok(Embedded { winch, cranelift, ticker_stop: stop })
+        Ok(Embedded {
+            winch,
+            cranelift,
+            ticker_stop: stop,
+        })
     }
 
     fn runtime(&self, backend: Backend) -> &Runtime {
@@ -308,7 +332,13 @@ impl Embedded {
     }
 
     /// Compiles with Winch, or Cranelift where Winch can't; via the cache.
-    fn compile(&self, bytes: &[u8], is_component: bool, options: &ConfirmOptions, c: &mut Confirmation) -> Result<(Backend, Artifact), String> {
+    fn compile(
+        &self,
+        bytes: &[u8],
+        is_component: bool,
+        options: &ConfirmOptions,
+        c: &mut Confirmation,
+    ) -> Result<(Backend, Artifact), String> {
         let start = Instant::now();
         let digest = options.cache.as_ref().map(|_| sha256_hex(bytes));
         let kind = if is_component { "component" } else { "module" };
@@ -325,7 +355,8 @@ impl Embedded {
                         // header too. It maps the file rather than copying it.
                         let loaded = unsafe {
                             if is_component {
-                                Component::deserialize_file(&rt.engine, &path).map(Artifact::Component)
+                                Component::deserialize_file(&rt.engine, &path)
+                                    .map(Artifact::Component)
                             } else {
                                 Module::deserialize_file(&rt.engine, &path).map(Artifact::Module)
                             }
@@ -336,10 +367,15 @@ impl Embedded {
                                 c.compile = start.elapsed();
                                 return Ok((rt.backend, a));
                             }
-                            Err(e) => c.cache_note = Some(format!("discarded cache entry `{key}`: {}", one_line(&e))),
+                            Err(e) => {
+                                c.cache_note =
+                                    Some(format!("discarded cache entry `{key}`: {}", one_line(&e)))
+                            }
                         }
                     }
-                    Ok(Err(Miss::Discarded(why))) => c.cache_note = Some(format!("discarded cache entry `{key}`: {why}")),
+                    Ok(Err(Miss::Discarded(why))) => {
+                        c.cache_note = Some(format!("discarded cache entry `{key}`: {why}"))
+                    }
                     Ok(Err(Miss::Absent)) | Err(_) => {}
                 }
             }
@@ -353,7 +389,12 @@ impl Embedded {
                     Module::new(&rt.engine, bytes).map(Artifact::Module)
                 }
             }))
-            .unwrap_or_else(|_| Err(wasmtime::format_err!("the {:?} compiler panicked", rt.backend)))
+            .unwrap_or_else(|_| {
+                Err(wasmtime::format_err!(
+                    "the {:?} compiler panicked",
+                    rt.backend
+                ))
+            })
         };
         let (rt, artifact) = match build(&self.winch) {
             Ok(a) => (&self.winch, a),
@@ -372,7 +413,9 @@ impl Embedded {
                 Artifact::Component(a) => a.serialize(),
                 Artifact::Module(a) => a.serialize(),
             };
-            let stored = serialized.map_err(|e| anyhow::anyhow!("{e}")).and_then(|bytes| cache.store(&key, &bytes));
+            let stored = serialized
+                .map_err(|e| anyhow::anyhow!("{e}"))
+                .and_then(|bytes| cache.store(&key, &bytes));
             if let Err(e) = stored {
                 c.cache_note = Some(format!("not cached: {e:#}"));
             }
@@ -436,16 +479,22 @@ impl Embedded {
         let budget = options.limits.time + EPOCH_TICK * 2;
         let result = match &artifact {
             Artifact::Component(a) => {
-                tokio::time::timeout(budget, rt.components.instantiate_async(&mut store, a)).await.map(|r| r.map(drop))
+                tokio::time::timeout(budget, rt.components.instantiate_async(&mut store, a))
+                    .await
+                    .map(|r| r.map(drop))
             }
             Artifact::Module(a) => {
-                tokio::time::timeout(budget, rt.modules.instantiate_async(&mut store, a)).await.map(|r| r.map(drop))
+                tokio::time::timeout(budget, rt.modules.instantiate_async(&mut store, a))
+                    .await
+                    .map(|r| r.map(drop))
             }
         };
         c.instantiate = start.elapsed();
         match result {
             Ok(Ok(())) => c.instantiated = true,
-            Ok(Err(e)) if e.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::Interrupt) => {
+            Ok(Err(e))
+                if e.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::Interrupt) =>
+            {
                 c.failure = Some(Failure::TimedOut);
                 c.message = Some(one_line(&e));
             }
@@ -471,9 +520,15 @@ impl Embedded {
 
     /// [`Embedded::confirm_async`] on a private current-thread runtime.
     pub fn confirm(&self, bytes: &[u8], options: &ConfirmOptions) -> Confirmation {
-        match tokio::runtime::Builder::new_current_thread().enable_time().build() {
+        match tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+        {
             Ok(rt) => rt.block_on(self.confirm_async(bytes, options)),
-            Err(e) => Confirmation::failed(Failure::Instantiate, format!("cannot start an async runtime: {e}")),
+            Err(e) => Confirmation::failed(
+                Failure::Instantiate,
+                format!("cannot start an async runtime: {e}"),
+            ),
         }
     }
 
@@ -486,5 +541,10 @@ impl Embedded {
 
 /// wasmtime's error chain, joined on one line.
 fn one_line(e: &wasmtime::Error) -> String {
-    format!("{e:#}").lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ")
+    format!("{e:#}")
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
 }

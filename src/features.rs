@@ -44,13 +44,23 @@ pub fn feature_levels(features: &[String], host: &Host) -> (Level, Vec<FeatureLe
 }
 
 fn level_of(feature: &str, advertised: &[WitName]) -> FeatureLevel {
-    let no = FeatureLevel { feature: feature.to_string(), level: Level::No, host_has: None };
-    let Ok(wanted) = feature.parse::<WitName>() else { return no };
-    let same_name = advertised.iter().filter(|h| h.unversioned() == wanted.unversioned());
+    let no = FeatureLevel {
+        feature: feature.to_string(),
+        level: Level::No,
+        host_has: None,
+    };
+    let Ok(wanted) = feature.parse::<WitName>() else {
+        return no;
+    };
+    let same_name = advertised
+        .iter()
+        .filter(|h| h.unversioned() == wanted.unversioned());
     // An unversioned feature asks only for the name.
     let best = match &wanted.version {
         None => same_name.max_by(|a, b| a.version.cmp(&b.version)),
-        Some(_) => same_name.filter(|h| h.same_track(&wanted)).max_by(|a, b| a.version.cmp(&b.version)),
+        Some(_) => same_name
+            .filter(|h| h.same_track(&wanted))
+            .max_by(|a, b| a.version.cmp(&b.version)),
     };
     match best {
         None => no,
@@ -59,7 +69,11 @@ fn level_of(feature: &str, advertised: &[WitName]) -> FeatureLevel {
                 (Some(w), Some(v)) if v < w => Level::Maybe,
                 _ => Level::Yes,
             };
-            FeatureLevel { feature: feature.to_string(), level, host_has: Some(h.to_string()) }
+            FeatureLevel {
+                feature: feature.to_string(),
+                level,
+                host_has: Some(h.to_string()),
+            }
         }
     }
 }

@@ -14,24 +14,68 @@ use wit_parser::{PackageId, Resolve, WorldId, WorldItem, WorldKey};
 
 /// The embedded WIT of the built-in profile, in dependency order.
 const BUILTIN_WIT: &[(&str, &str)] = &[
-    ("wasi-io-0.2.12.wit", include_str!("../wit/deps/wasi-io-0.2.12.wit")),
-    ("wasi-clocks-0.2.12.wit", include_str!("../wit/deps/wasi-clocks-0.2.12.wit")),
-    ("wasi-random-0.2.12.wit", include_str!("../wit/deps/wasi-random-0.2.12.wit")),
-    ("wasi-filesystem-0.2.12.wit", include_str!("../wit/deps/wasi-filesystem-0.2.12.wit")),
-    ("wasi-sockets-0.2.12.wit", include_str!("../wit/deps/wasi-sockets-0.2.12.wit")),
-    ("wasi-cli-0.2.12.wit", include_str!("../wit/deps/wasi-cli-0.2.12.wit")),
-    ("wasi-http-0.2.12.wit", include_str!("../wit/deps/wasi-http-0.2.12.wit")),
-    ("wasi-clocks-0.3.0.wit", include_str!("../wit/deps/wasi-clocks-0.3.0.wit")),
-    ("wasi-random-0.3.0.wit", include_str!("../wit/deps/wasi-random-0.3.0.wit")),
-    ("wasi-filesystem-0.3.0.wit", include_str!("../wit/deps/wasi-filesystem-0.3.0.wit")),
-    ("wasi-sockets-0.3.0.wit", include_str!("../wit/deps/wasi-sockets-0.3.0.wit")),
-    ("wasi-cli-0.3.0.wit", include_str!("../wit/deps/wasi-cli-0.3.0.wit")),
-    ("wasi-http-0.3.0.wit", include_str!("../wit/deps/wasi-http-0.3.0.wit")),
+    (
+        "wasi-io-0.2.12.wit",
+        include_str!("../wit/deps/wasi-io-0.2.12.wit"),
+    ),
+    (
+        "wasi-clocks-0.2.12.wit",
+        include_str!("../wit/deps/wasi-clocks-0.2.12.wit"),
+    ),
+    (
+        "wasi-random-0.2.12.wit",
+        include_str!("../wit/deps/wasi-random-0.2.12.wit"),
+    ),
+    (
+        "wasi-filesystem-0.2.12.wit",
+        include_str!("../wit/deps/wasi-filesystem-0.2.12.wit"),
+    ),
+    (
+        "wasi-sockets-0.2.12.wit",
+        include_str!("../wit/deps/wasi-sockets-0.2.12.wit"),
+    ),
+    (
+        "wasi-cli-0.2.12.wit",
+        include_str!("../wit/deps/wasi-cli-0.2.12.wit"),
+    ),
+    (
+        "wasi-http-0.2.12.wit",
+        include_str!("../wit/deps/wasi-http-0.2.12.wit"),
+    ),
+    (
+        "wasi-clocks-0.3.0.wit",
+        include_str!("../wit/deps/wasi-clocks-0.3.0.wit"),
+    ),
+    (
+        "wasi-random-0.3.0.wit",
+        include_str!("../wit/deps/wasi-random-0.3.0.wit"),
+    ),
+    (
+        "wasi-filesystem-0.3.0.wit",
+        include_str!("../wit/deps/wasi-filesystem-0.3.0.wit"),
+    ),
+    (
+        "wasi-sockets-0.3.0.wit",
+        include_str!("../wit/deps/wasi-sockets-0.3.0.wit"),
+    ),
+    (
+        "wasi-cli-0.3.0.wit",
+        include_str!("../wit/deps/wasi-cli-0.3.0.wit"),
+    ),
+    (
+        "wasi-http-0.3.0.wit",
+        include_str!("../wit/deps/wasi-http-0.3.0.wit"),
+    ),
     ("worldfit.wit", include_str!("../wit/worldfit.wit")),
 ];
 
 /// The worlds of the built-in profile, in the order they are tried.
-pub const BUILTIN_WORLDS: &[&str] = &["wasip2-command", "wasip2-http", "wasip3-command", "wasip3-http"];
+pub const BUILTIN_WORLDS: &[&str] = &[
+    "wasip2-command",
+    "wasip2-http",
+    "wasip3-command",
+    "wasip3-http",
+];
 
 /// Parses the embedded WIT: the WASI packages wasmtime 48 implements plus
 /// worldfit's own host worlds. Returns the resolve and the root package.
@@ -162,7 +206,14 @@ impl Host {
                 host_world(&resolve, id)
             })
             .collect();
-        Host { name: "wasmtime".into(), resolve, worlds, wasip1: true, builtin: true, known: Default::default() }
+        Host {
+            name: "wasmtime".into(),
+            resolve,
+            worlds,
+            wasip1: true,
+            builtin: true,
+            known: Default::default(),
+        }
     }
 
     /// A host defined by WIT: a directory (with `deps/`) or a single file,
@@ -190,13 +241,24 @@ impl Host {
                 anyhow::anyhow!(
                     "unknown world `{name}` in `{}` ({}; worlds there: {})",
                     path.display(),
-                    e.to_string().lines().next().unwrap_or_default().trim_end_matches(':'),
+                    e.to_string()
+                        .lines()
+                        .next()
+                        .unwrap_or_default()
+                        .trim_end_matches(':'),
                     available.join(", ")
                 )
             })?;
             worlds.push(host_world(&resolve, id));
         }
-        Ok(Host { name: path.display().to_string(), resolve, worlds, wasip1: false, builtin: false, known: Default::default() })
+        Ok(Host {
+            name: path.display().to_string(),
+            resolve,
+            worlds,
+            wasip1: false,
+            builtin: false,
+            known: Default::default(),
+        })
     }
 
     /// Worlds the host may advertise support for: the standard WASI worlds
@@ -234,10 +296,19 @@ impl Host {
 
     /// Whether a world provides or drives anything on a WASI 0.3 track.
     fn world_is_async(&self, world: &HostWorld) -> bool {
-        world.provides.iter().chain(&world.drives).any(|(n, _)| match n {
-            ItemName::Interface(n) => n.namespace == "wasi" && n.version.as_ref().is_some_and(|v| v.major == 0 && v.minor == 3),
-            ItemName::Plain(_) => false,
-        })
+        world
+            .provides
+            .iter()
+            .chain(&world.drives)
+            .any(|(n, _)| match n {
+                ItemName::Interface(n) => {
+                    n.namespace == "wasi"
+                        && n.version
+                            .as_ref()
+                            .is_some_and(|v| v.major == 0 && v.minor == 3)
+                }
+                ItemName::Plain(_) => false,
+            })
     }
 
     /// The WIT names this host advertises as platform features: its worlds'
@@ -293,7 +364,8 @@ impl Host {
                 None => false,
             }
         };
-        let ok = known.imports.iter().all(|i| check(i, &world.provides)) && known.exports.iter().all(|e| check(e, &world.drives));
+        let ok = known.imports.iter().all(|i| check(i, &world.provides))
+            && known.exports.iter().all(|e| check(e, &world.drives));
         if !ok {
             return None;
         }
@@ -310,32 +382,52 @@ impl Host {
     /// built-in host; `None` for WIT-defined hosts, whose confirmation is the
     /// type-level verdict.
     #[cfg(feature = "wasmtime")]
-    pub fn confirm(&self, bytes: &[u8], options: &crate::confirm::ConfirmOptions) -> Option<crate::confirm::Confirmation> {
+    pub fn confirm(
+        &self,
+        bytes: &[u8],
+        options: &crate::confirm::ConfirmOptions,
+    ) -> Option<crate::confirm::Confirmation> {
         if !self.builtin {
             return None;
         }
         Some(match crate::confirm::Embedded::get() {
             Ok(embedded) => embedded.confirm(bytes, options),
-            Err(message) => crate::confirm::Confirmation::failed(crate::confirm::Failure::Instantiate, message),
+            Err(message) => {
+                crate::confirm::Confirmation::failed(crate::confirm::Failure::Instantiate, message)
+            }
         })
     }
 
     /// Async [`Host::confirm`], for callers already inside a tokio runtime
     /// (a shim's): instantiation awaits instead of blocking a worker.
     #[cfg(feature = "wasmtime")]
-    pub async fn confirm_async(&self, bytes: &[u8], options: &crate::confirm::ConfirmOptions) -> Option<crate::confirm::Confirmation> {
+    pub async fn confirm_async(
+        &self,
+        bytes: &[u8],
+        options: &crate::confirm::ConfirmOptions,
+    ) -> Option<crate::confirm::Confirmation> {
         if !self.builtin {
             return None;
         }
         Some(match crate::confirm::Embedded::get() {
             Ok(embedded) => embedded.confirm_async(bytes, options).await,
-            Err(message) => crate::confirm::Confirmation::failed(crate::confirm::Failure::Instantiate, message),
+            Err(message) => {
+                crate::confirm::Confirmation::failed(crate::confirm::Failure::Instantiate, message)
+            }
         })
     }
 
     /// Finds a world by its full name or its bare name.
     pub fn world(&self, name: &str) -> Option<&HostWorld> {
-        self.worlds.iter().find(|w| w.name == name || w.name.parse::<WitName>().ok().and_then(|n| n.item).as_deref() == Some(name))
+        self.worlds.iter().find(|w| {
+            w.name == name
+                || w.name
+                    .parse::<WitName>()
+                    .ok()
+                    .and_then(|n| n.item)
+                    .as_deref()
+                    == Some(name)
+        })
     }
 }
 
@@ -347,7 +439,15 @@ fn host_world(resolve: &Resolve, id: WorldId) -> HostWorld {
         None => w.name.clone(),
     };
     let index = |items: &wit_parser::IndexMap<WorldKey, WorldItem>| {
-        items.keys().map(|k| (item_name(resolve, k), k.clone())).collect::<Vec<_>>()
+        items
+            .keys()
+            .map(|k| (item_name(resolve, k), k.clone()))
+            .collect::<Vec<_>>()
     };
-    HostWorld { name, id, provides: index(&w.imports), drives: index(&w.exports) }
+    HostWorld {
+        name,
+        id,
+        provides: index(&w.imports),
+        drives: index(&w.exports),
+    }
 }

@@ -11,13 +11,20 @@ fn main() -> ExitCode {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
             // A closed pipe (`worldfit host | head`) is not an error worth reporting.
-            if err.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)) {
+            if err.chain().any(|c| {
+                c.downcast_ref::<std::io::Error>()
+                    .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+            }) {
                 return ExitCode::from(0);
             }
             let mut stderr = std::io::stderr().lock();
             let _ = writeln!(stderr, "error: {err}");
             for cause in err.chain().skip(1) {
-                let _ = writeln!(stderr, "  caused by: {}", cause.to_string().lines().next().unwrap_or_default());
+                let _ = writeln!(
+                    stderr,
+                    "  caused by: {}",
+                    cause.to_string().lines().next().unwrap_or_default()
+                );
             }
             ExitCode::from(2)
         }

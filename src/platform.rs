@@ -22,7 +22,11 @@ pub struct Platform {
     /// `wasip1`, `wasip2` or `wasip3` for wasm builds.
     pub os: String,
     /// The OS version (not used for wasm).
-    #[serde(rename = "os.version", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "os.version",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub os_version: Option<String>,
     /// The WIT names the build requires of its host.
     #[serde(rename = "os.features", default)]
@@ -41,7 +45,9 @@ pub fn os_of(wasm: &Wasm) -> &'static str {
     }
 }
 
-fn interface_names<'a>(items: impl Iterator<Item = (ItemName, &'a wit_parser::WorldItem)>) -> Vec<WitName> {
+fn interface_names<'a>(
+    items: impl Iterator<Item = (ItemName, &'a wit_parser::WorldItem)>,
+) -> Vec<WitName> {
     items
         .filter_map(|(n, _)| match n {
             ItemName::Interface(n) => Some(n),
@@ -68,12 +74,19 @@ pub fn targets(c: &Component, known: &[KnownWorld]) -> (Vec<WitName>, Vec<WitNam
         let score = |k: &KnownWorld| imports.iter().filter(|i| covers(&k.imports, i)).count();
         // Most imports covered; then the smallest world (the tightest fit); then by name.
         candidates.sort_by(|a, b| {
-            score(b).cmp(&score(a)).then(a.imports.len().cmp(&b.imports.len())).then(a.name.cmp(&b.name))
+            score(b)
+                .cmp(&score(a))
+                .then(a.imports.len().cmp(&b.imports.len()))
+                .then(a.name.cmp(&b.name))
         });
         let pick = candidates.remove(0);
         chosen.push(pick);
         // Keep only candidates that drive an entry point not yet covered.
-        candidates.retain(|k| k.exports.iter().any(|e| !chosen.iter().any(|c| covers(&c.exports, e))));
+        candidates.retain(|k| {
+            k.exports
+                .iter()
+                .any(|e| !chosen.iter().any(|c| covers(&c.exports, e)))
+        });
     }
     let worlds = chosen
         .iter()
@@ -89,8 +102,10 @@ pub fn targets(c: &Component, known: &[KnownWorld]) -> (Vec<WitName>, Vec<WitNam
             k.name.with_version(used.or_else(|| k.name.version.clone()))
         })
         .collect();
-    let mut uncovered: Vec<WitName> =
-        imports.into_iter().filter(|i| !chosen.iter().any(|k| covers(&k.imports, i))).collect();
+    let mut uncovered: Vec<WitName> = imports
+        .into_iter()
+        .filter(|i| !chosen.iter().any(|k| covers(&k.imports, i)))
+        .collect();
     uncovered.sort();
     uncovered.dedup();
     (worlds, uncovered)
@@ -112,7 +127,13 @@ pub fn platform(wasm: &Wasm, known: &[KnownWorld]) -> Platform {
             out
         }
     };
-    Platform { architecture: "wasm".into(), os: os_of(wasm).into(), os_version: None, os_features, variant: None }
+    Platform {
+        architecture: "wasm".into(),
+        os: os_of(wasm).into(),
+        os_version: None,
+        os_features,
+        variant: None,
+    }
 }
 
 /// Percent-encodes every byte outside `[A-Za-z0-9_.-]`, the only characters
@@ -138,7 +159,10 @@ pub fn containerd_string(os: &str, architecture: &str, features: &[String]) -> S
     if features.is_empty() {
         return format!("{os}/{architecture}");
     }
-    let joined: String = features.iter().map(|f| format!("+{}", containerd_escape(f))).collect();
+    let joined: String = features
+        .iter()
+        .map(|f| format!("+{}", containerd_escape(f)))
+        .collect();
     format!("{os}({joined})/{architecture}")
 }
 
@@ -154,7 +178,11 @@ mod tests {
         );
         assert_eq!(containerd_string("wasip1", "wasm", &[]), "wasip1/wasm");
         assert_eq!(
-            containerd_string("wasip2", "wasm", &["b:c/d".into(), "a:b/c(1)+x%".into(), "b:c/d".into()]),
+            containerd_string(
+                "wasip2",
+                "wasm",
+                &["b:c/d".into(), "a:b/c(1)+x%".into(), "b:c/d".into()]
+            ),
             "wasip2(+a%3Ab%2Fc%281%29%2Bx%25+b%3Ac%2Fd)/wasm"
         );
     }

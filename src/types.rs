@@ -85,7 +85,10 @@ impl<'a> Comparer<'a> {
         };
         kind_ok
             && a.params.len() == b.params.len()
-            && a.params.iter().zip(&b.params).all(|(x, y)| x.name == y.name && self.same_type(x.ty, y.ty))
+            && a.params
+                .iter()
+                .zip(&b.params)
+                .all(|(x, y)| x.name == y.name && self.same_type(x.ty, y.ty))
             && match (a.result, b.result) {
                 (Some(x), Some(y)) => self.same_type(x, y),
                 (None, None) => true,
@@ -120,7 +123,9 @@ impl<'a> Comparer<'a> {
     fn same_kind(&self, a: TypeId, b: TypeId) -> bool {
         use TypeDefKind as K;
         match (&self.want.0.types[a].kind, &self.have.0.types[b].kind) {
-            (K::Resource, K::Resource) => self.want.resource_identity(a) == self.have.resource_identity(b),
+            (K::Resource, K::Resource) => {
+                self.want.resource_identity(a) == self.have.resource_identity(b)
+            }
             (K::Handle(x), K::Handle(y)) => match (x, y) {
                 (Handle::Own(x), Handle::Own(y)) | (Handle::Borrow(x), Handle::Borrow(y)) => {
                     self.want.resource_identity(*x) == self.have.resource_identity(*y)
@@ -129,25 +134,43 @@ impl<'a> Comparer<'a> {
             },
             (K::Record(x), K::Record(y)) => {
                 x.fields.len() == y.fields.len()
-                    && x.fields.iter().zip(&y.fields).all(|(f, g)| f.name == g.name && self.same_type(f.ty, g.ty))
+                    && x.fields
+                        .iter()
+                        .zip(&y.fields)
+                        .all(|(f, g)| f.name == g.name && self.same_type(f.ty, g.ty))
             }
             (K::Variant(x), K::Variant(y)) => {
                 x.cases.len() == y.cases.len()
-                    && x.cases.iter().zip(&y.cases).all(|(c, d)| c.name == d.name && self.same_opt(c.ty, d.ty))
+                    && x.cases
+                        .iter()
+                        .zip(&y.cases)
+                        .all(|(c, d)| c.name == d.name && self.same_opt(c.ty, d.ty))
             }
             (K::Enum(x), K::Enum(y)) => {
-                x.cases.len() == y.cases.len() && x.cases.iter().zip(&y.cases).all(|(c, d)| c.name == d.name)
+                x.cases.len() == y.cases.len()
+                    && x.cases.iter().zip(&y.cases).all(|(c, d)| c.name == d.name)
             }
             (K::Flags(x), K::Flags(y)) => {
-                x.flags.len() == y.flags.len() && x.flags.iter().zip(&y.flags).all(|(c, d)| c.name == d.name)
+                x.flags.len() == y.flags.len()
+                    && x.flags.iter().zip(&y.flags).all(|(c, d)| c.name == d.name)
             }
             (K::Tuple(x), K::Tuple(y)) => {
-                x.types.len() == y.types.len() && x.types.iter().zip(&y.types).all(|(s, t)| self.same_type(*s, *t))
+                x.types.len() == y.types.len()
+                    && x.types
+                        .iter()
+                        .zip(&y.types)
+                        .all(|(s, t)| self.same_type(*s, *t))
             }
             (K::Option(x), K::Option(y)) | (K::List(x), K::List(y)) => self.same_type(*x, *y),
-            (K::Map(k1, v1), K::Map(k2, v2)) => self.same_type(*k1, *k2) && self.same_type(*v1, *v2),
-            (K::FixedLengthList(x, n), K::FixedLengthList(y, m)) => n == m && self.same_type(*x, *y),
-            (K::Result(x), K::Result(y)) => self.same_opt(x.ok, y.ok) && self.same_opt(x.err, y.err),
+            (K::Map(k1, v1), K::Map(k2, v2)) => {
+                self.same_type(*k1, *k2) && self.same_type(*v1, *v2)
+            }
+            (K::FixedLengthList(x, n), K::FixedLengthList(y, m)) => {
+                n == m && self.same_type(*x, *y)
+            }
+            (K::Result(x), K::Result(y)) => {
+                self.same_opt(x.ok, y.ok) && self.same_opt(x.err, y.err)
+            }
             (K::Future(x), K::Future(y)) | (K::Stream(x), K::Stream(y)) => self.same_opt(*x, *y),
             _ => false,
         }
@@ -184,15 +207,22 @@ pub fn render_type(resolve: &Resolve, ty: Type) -> String {
                 TypeDefKind::FixedLengthList(t, n) => format!("list<{}, {n}>", r(*t)),
                 TypeDefKind::Map(k, v) => format!("map<{}, {}>", r(*k), r(*v)),
                 TypeDefKind::Tuple(t) => {
-                    format!("tuple<{}>", t.types.iter().map(|t| r(*t)).collect::<Vec<_>>().join(", "))
+                    format!(
+                        "tuple<{}>",
+                        t.types.iter().map(|t| r(*t)).collect::<Vec<_>>().join(", ")
+                    )
                 }
                 TypeDefKind::Result(res) => match (res.ok, res.err) {
                     (None, None) => "result".into(),
                     (ok, None) => format!("result<{}>", opt(ok)),
                     (ok, err) => format!("result<{}, {}>", opt(ok), opt(err)),
                 },
-                TypeDefKind::Future(t) => t.map(|t| format!("future<{}>", r(t))).unwrap_or_else(|| "future".into()),
-                TypeDefKind::Stream(t) => t.map(|t| format!("stream<{}>", r(t))).unwrap_or_else(|| "stream".into()),
+                TypeDefKind::Future(t) => t
+                    .map(|t| format!("future<{}>", r(t)))
+                    .unwrap_or_else(|| "future".into()),
+                TypeDefKind::Stream(t) => t
+                    .map(|t| format!("stream<{}>", r(t)))
+                    .unwrap_or_else(|| "stream".into()),
                 TypeDefKind::Handle(Handle::Own(t)) => format!("own<{}>", r(Type::Id(*t))),
                 TypeDefKind::Handle(Handle::Borrow(t)) => format!("borrow<{}>", r(Type::Id(*t))),
                 TypeDefKind::Type(t) => r(*t),
@@ -207,7 +237,13 @@ pub fn render_function(resolve: &Resolve, f: &Function) -> String {
     let params = f
         .params
         .iter()
-        .filter(|p| !(p.name == "self" && matches!(f.kind, FunctionKind::Method(_) | FunctionKind::AsyncMethod(_))))
+        .filter(|p| {
+            !(p.name == "self"
+                && matches!(
+                    f.kind,
+                    FunctionKind::Method(_) | FunctionKind::AsyncMethod(_)
+                ))
+        })
         .map(|p| format!("{}: {}", p.name, render_type(resolve, p.ty)))
         .collect::<Vec<_>>()
         .join(", ");

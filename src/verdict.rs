@@ -90,14 +90,24 @@ fn check_component(c: &Component, host: &Host) -> Verdict {
     for world in &host.worlds {
         let problems = WorldCheck { c, host, world }.run();
         if problems.is_empty() {
-            return Verdict { compatible: true, world: Some(world.name.clone()), closest: None, problems };
+            return Verdict {
+                compatible: true,
+                world: Some(world.name.clone()),
+                closest: None,
+                problems,
+            };
         }
         if best.as_ref().is_none_or(|(_, p)| problems.len() < p.len()) {
             best = Some((world, problems));
         }
     }
     match best {
-        Some((world, problems)) => Verdict { compatible: false, world: None, closest: Some(world.name.clone()), problems },
+        Some((world, problems)) => Verdict {
+            compatible: false,
+            world: None,
+            closest: Some(world.name.clone()),
+            problems,
+        },
         None => Verdict {
             compatible: false,
             world: None,
@@ -138,15 +148,28 @@ impl<'a> WorldCheck<'a> {
                 match find_provider(wanted, &self.world.provides, &self.world.name) {
                     Ok((have_name, key)) => {
                         if let WorldItem::Interface { id: have, .. } = self.host_item(key) {
-                            let cmp = Comparer { want: Side(&self.c.resolve), have: Side(&self.host.resolve) };
-                            compare_interfaces(&cmp, (*id, &name.to_string()), (*have, &have_name.to_string()), Direction::Import, problems);
+                            let cmp = Comparer {
+                                want: Side(&self.c.resolve),
+                                have: Side(&self.host.resolve),
+                            };
+                            compare_interfaces(
+                                &cmp,
+                                (*id, &name.to_string()),
+                                (*have, &have_name.to_string()),
+                                Direction::Import,
+                                problems,
+                            );
                         }
                     }
                     Err(p) => problems.push(p),
                 }
             }
             (ItemName::Plain(plain), item) => {
-                let found = self.world.provides.iter().find(|(n, _)| matches!(n, ItemName::Plain(p) if p == plain));
+                let found = self
+                    .world
+                    .provides
+                    .iter()
+                    .find(|(n, _)| matches!(n, ItemName::Plain(p) if p == plain));
                 let Some((_, key)) = found else {
                     let (kind, what) = match item {
                         WorldItem::Function(_) => (ProblemKind::MissingFunction, "function"),
@@ -156,11 +179,17 @@ impl<'a> WorldCheck<'a> {
                     problems.push(Problem {
                         kind,
                         name: plain.clone(),
-                        detail: format!("imports {what} `{plain}`; host world `{}` has no such import", self.world.name),
+                        detail: format!(
+                            "imports {what} `{plain}`; host world `{}` has no such import",
+                            self.world.name
+                        ),
                     });
                     return;
                 };
-                let cmp = Comparer { want: Side(&self.c.resolve), have: Side(&self.host.resolve) };
+                let cmp = Comparer {
+                    want: Side(&self.c.resolve),
+                    have: Side(&self.host.resolve),
+                };
                 match (item, self.host_item(key)) {
                     (WorldItem::Function(f), WorldItem::Function(g)) => {
                         if !cmp.same_function(f, g) {
@@ -206,8 +235,12 @@ impl<'a> WorldCheck<'a> {
         let exports: Vec<(ItemName, &WorldItem)> = self.c.exports().collect();
         let host_world = &self.host.resolve.worlds[self.world.id];
         for (driven, key) in &self.world.drives {
-            let ItemName::Interface(driven_name) = driven else { continue };
-            let found = exports.iter().find(|(n, _)| matches!(n, ItemName::Interface(n) if n.same_track(driven_name)));
+            let ItemName::Interface(driven_name) = driven else {
+                continue;
+            };
+            let found = exports
+                .iter()
+                .find(|(n, _)| matches!(n, ItemName::Interface(n) if n.same_track(driven_name)));
             let Some((export_name, WorldItem::Interface { id: export_id, .. })) = found else {
                 let has: Vec<String> = exports.iter().map(|(n, _)| n.to_string()).collect();
                 problems.push(Problem {
@@ -216,7 +249,11 @@ impl<'a> WorldCheck<'a> {
                     detail: format!(
                         "host world `{}` drives `{driven_name}`; the component exports {}",
                         self.world.name,
-                        if has.is_empty() { "nothing".to_string() } else { has.join(", ") }
+                        if has.is_empty() {
+                            "nothing".to_string()
+                        } else {
+                            has.join(", ")
+                        }
                     ),
                 });
                 continue;
@@ -224,7 +261,10 @@ impl<'a> WorldCheck<'a> {
             if let WorldItem::Interface { id: host_id, .. } = &host_world.exports[key] {
                 // The host calls into the export: the host's expectations are
                 // what the component's export must meet.
-                let cmp = Comparer { want: Side(&self.host.resolve), have: Side(&self.c.resolve) };
+                let cmp = Comparer {
+                    want: Side(&self.host.resolve),
+                    have: Side(&self.c.resolve),
+                };
                 compare_interfaces(
                     &cmp,
                     (*host_id, &driven_name.to_string()),
@@ -269,7 +309,10 @@ fn find_provider<'w>(
         return Err(Problem {
             kind: ProblemKind::MissingInterface,
             name: wanted.to_string(),
-            detail: format!("host world `{world}` has no `{}` at any version", wanted.unversioned()),
+            detail: format!(
+                "host world `{world}` has no `{}` at any version",
+                wanted.unversioned()
+            ),
         });
     }
     let best = same_name
@@ -281,10 +324,22 @@ fn find_provider<'w>(
         None => {
             let prerelease = wanted.version.as_ref().is_some_and(|v| !v.pre.is_empty());
             let (kind, why) = match (&wanted.version, wanted.track()) {
-                _ if prerelease => (ProblemKind::PrereleaseMismatch, "a prerelease matches only the exact same version".to_string()),
-                (Some(_), Some(Track::Exact(_))) => (ProblemKind::VersionMismatch, "a 0.0.z version matches only itself".to_string()),
-                (Some(_), Some(track)) => (ProblemKind::VersionMismatch, format!("no version on track {track}")),
-                _ => (ProblemKind::VersionMismatch, "an unversioned import matches only an unversioned name".to_string()),
+                _ if prerelease => (
+                    ProblemKind::PrereleaseMismatch,
+                    "a prerelease matches only the exact same version".to_string(),
+                ),
+                (Some(_), Some(Track::Exact(_))) => (
+                    ProblemKind::VersionMismatch,
+                    "a 0.0.z version matches only itself".to_string(),
+                ),
+                (Some(_), Some(track)) => (
+                    ProblemKind::VersionMismatch,
+                    format!("no version on track {track}"),
+                ),
+                _ => (
+                    ProblemKind::VersionMismatch,
+                    "an unversioned import matches only an unversioned name".to_string(),
+                ),
             };
             Err(Problem {
                 kind,
@@ -354,16 +409,26 @@ fn compare_interfaces(
             Some(g) => {
                 if !cmp.same_function(f, g) {
                     let (a, b) = (render_function(want, f), render_function(have, g));
-                    let note = if a == b { " (a type it uses differs in structure)" } else { "" };
+                    let note = if a == b {
+                        " (a type it uses differs in structure)"
+                    } else {
+                        ""
+                    };
                     let detail = match dir {
                         Direction::Import => {
                             format!("imports `{fname}` as `{a}`; host {have_name} has `{b}`{note}")
                         }
                         Direction::Export => {
-                            format!("host drives `{fname}` as `{a}`; the component exports `{b}`{note}")
+                            format!(
+                                "host drives `{fname}` as `{a}`; the component exports `{b}`{note}"
+                            )
                         }
                     };
-                    problems.push(Problem { kind: ProblemKind::FunctionMismatch, name: format!("{subject}#{fname}"), detail });
+                    problems.push(Problem {
+                        kind: ProblemKind::FunctionMismatch,
+                        name: format!("{subject}#{fname}"),
+                        detail,
+                    });
                 }
             }
         }
@@ -379,7 +444,10 @@ fn check_module(m: &CoreModule, host: &Host) -> Verdict {
             problems: vec![Problem {
                 kind: ProblemKind::UnsupportedKind,
                 name: WASIP1_MODULE.into(),
-                detail: format!("this is a wasip1 core module; host `{}` runs components only", host.name),
+                detail: format!(
+                    "this is a wasip1 core module; host `{}` runs components only",
+                    host.name
+                ),
             }],
         };
     }
@@ -390,7 +458,10 @@ fn check_module(m: &CoreModule, host: &Host) -> Verdict {
             problems.push(Problem {
                 kind: ProblemKind::UnsupportedImport,
                 name,
-                detail: format!("imports from module `{}`; a wasip1 host provides only `{WASIP1_MODULE}`", import.module),
+                detail: format!(
+                    "imports from module `{}`; a wasip1 host provides only `{WASIP1_MODULE}`",
+                    import.module
+                ),
             });
             continue;
         }
@@ -398,7 +469,10 @@ fn check_module(m: &CoreModule, host: &Host) -> Verdict {
             problems.push(Problem {
                 kind: ProblemKind::UnsupportedImport,
                 name,
-                detail: format!("imports a non-function `{}` from `{WASIP1_MODULE}`, which has only functions", import.name),
+                detail: format!(
+                    "imports a non-function `{}` from `{WASIP1_MODULE}`, which has only functions",
+                    import.name
+                ),
             });
             continue;
         };
@@ -406,12 +480,18 @@ fn check_module(m: &CoreModule, host: &Host) -> Verdict {
             None => problems.push(Problem {
                 kind: ProblemKind::MissingFunction,
                 name,
-                detail: format!("imports `{}`, which is not a `{WASIP1_MODULE}` function", import.name),
+                detail: format!(
+                    "imports `{}`, which is not a `{WASIP1_MODULE}` function",
+                    import.name
+                ),
             }),
             Some(expected) if &expected != sig => problems.push(Problem {
                 kind: ProblemKind::FunctionMismatch,
                 name,
-                detail: format!("imports `{}` as `{sig}`; wasip1 defines `{expected}`", import.name),
+                detail: format!(
+                    "imports `{}` as `{sig}`; wasip1 defines `{expected}`",
+                    import.name
+                ),
             }),
             Some(_) => {}
         }

@@ -59,8 +59,21 @@ const FUNCTIONS: &[(&str, &str)] = &[
 /// The core signature of a `wasi_snapshot_preview1` function, if it exists.
 pub fn signature(name: &str) -> Option<CoreSig> {
     let (_, params) = FUNCTIONS.iter().find(|(n, _)| *n == name)?;
-    let params = params.chars().map(|c| if c == 'I' { CoreValType::I64 } else { CoreValType::I32 }).collect();
-    let results = if name == "proc_exit" { vec![] } else { vec![CoreValType::I32] };
+    let params = params
+        .chars()
+        .map(|c| {
+            if c == 'I' {
+                CoreValType::I64
+            } else {
+                CoreValType::I32
+            }
+        })
+        .collect();
+    let results = if name == "proc_exit" {
+        vec![]
+    } else {
+        vec![CoreValType::I32]
+    };
     Some(CoreSig { params, results })
 }
 

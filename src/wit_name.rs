@@ -99,7 +99,10 @@ impl WitName {
 
     /// The same name at another version.
     pub fn with_version(&self, version: Option<Version>) -> WitName {
-        WitName { version, ..self.clone() }
+        WitName {
+            version,
+            ..self.clone()
+        }
     }
 
     /// Whether `other` names the same item on the same track.
@@ -200,7 +203,17 @@ mod tests {
 
     #[test]
     fn rejects_malformed_names() {
-        for bad in ["", "wasi", "wasi:", ":cli", "wasi:cli/", "wasi:cli/x@", "wasi:cli/x@1.0", "Wasi:-cli/x", "wasi:cli/9x"] {
+        for bad in [
+            "",
+            "wasi",
+            "wasi:",
+            ":cli",
+            "wasi:cli/",
+            "wasi:cli/x@",
+            "wasi:cli/x@1.0",
+            "Wasi:-cli/x",
+            "wasi:cli/9x",
+        ] {
             assert!(bad.parse::<WitName>().is_err(), "{bad:?} should not parse");
         }
     }

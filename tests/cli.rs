@@ -133,8 +133,14 @@ fn check_exit_codes_and_json() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let j: CheckJson = serde_json::from_str(&stdout(&out)).unwrap();
     assert!(j.compatible && !j.confirmed && j.problems.is_empty() && j.confirmation.is_none());
-    assert_eq!(j.world.as_deref(), Some("worldfit:wasmtime/wasip2-command@48.0.0"));
-    assert_eq!((j.host.as_str(), j.level.as_str(), j.closest), ("wasmtime", "types", None));
+    assert_eq!(
+        j.world.as_deref(),
+        Some("worldfit:wasmtime/wasip2-command@48.0.0")
+    );
+    assert_eq!(
+        (j.host.as_str(), j.level.as_str(), j.closest),
+        ("wasmtime", "types", None)
+    );
     assert!(j.file.ends_with("hello-cli.wasm"));
 
     let synth = Synth::new();
@@ -143,11 +149,21 @@ fn check_exit_codes_and_json() {
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let j: CheckJson = serde_json::from_str(&stdout(&out)).unwrap();
     assert!(!j.compatible && j.world.is_none());
-    assert_eq!(j.closest.as_deref(), Some("worldfit:wasmtime/wasip2-command@48.0.0"));
+    assert_eq!(
+        j.closest.as_deref(),
+        Some("worldfit:wasmtime/wasip2-command@48.0.0")
+    );
     assert_eq!(j.problems.len(), 1);
     assert_eq!(j.problems[0].kind, "missing-function");
-    assert_eq!(j.problems[0].name, "wasi:cli/environment@0.2.99#get-sandbox-flavor");
-    assert!(j.problems[0].detail.contains("host has wasi:cli/environment@0.2.12 without it"));
+    assert_eq!(
+        j.problems[0].name,
+        "wasi:cli/environment@0.2.99#get-sandbox-flavor"
+    );
+    assert!(
+        j.problems[0]
+            .detail
+            .contains("host has wasi:cli/environment@0.2.12 without it")
+    );
     // Types failed, so nothing was instantiated.
     assert!(j.confirmation.is_none() && !j.confirmed);
 }
@@ -162,7 +178,10 @@ fn check_json_with_confirmation() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let j: CheckJson = serde_json::from_str(&stdout(&out)).unwrap();
     assert!(j.compatible && j.confirmed);
-    assert_eq!((j.level.as_str(), j.world.as_deref()), ("instantiate", Some("wasip1")));
+    assert_eq!(
+        (j.level.as_str(), j.world.as_deref()),
+        ("instantiate", Some("wasip1"))
+    );
     let c = j.confirmation.unwrap();
     assert!(c.instantiated && c.failure.is_none() && c.message.is_none());
     assert_eq!(c.stdout, "hello from start\n");
@@ -174,9 +193,15 @@ fn check_json_with_confirmation() {
     assert_eq!(out.status.code(), Some(1));
     let j: CheckJson = serde_json::from_str(&stdout(&out)).unwrap();
     assert!(!j.compatible && !j.confirmed && j.world.is_none());
-    assert_eq!(j.closest.as_deref(), Some("worldfit:wasmtime/wasip2-command@48.0.0"));
+    assert_eq!(
+        j.closest.as_deref(),
+        Some("worldfit:wasmtime/wasip2-command@48.0.0")
+    );
     assert_eq!(j.problems[0].kind, "instantiate-failed");
-    assert_eq!(j.confirmation.unwrap().failure.as_deref(), Some("instantiate"));
+    assert_eq!(
+        j.confirmation.unwrap().failure.as_deref(),
+        Some("instantiate")
+    );
 }
 
 #[test]
@@ -189,7 +214,10 @@ fn check_human_output_is_one_verdict_line_then_aligned_problems() {
     assert_eq!(out.status.code(), Some(1));
     let text = stdout(&out);
     let lines: Vec<&str> = text.lines().collect();
-    assert!(lines[0].starts_with("incompatible: ") && lines[0].contains("4 problems"), "{text}");
+    assert!(
+        lines[0].starts_with("incompatible: ") && lines[0].contains("4 problems"),
+        "{text}"
+    );
     assert_eq!(lines.len(), 5, "{text}");
     // The detail column starts at the same offset on every problem line.
     let starts: Vec<usize> = lines[1..]
@@ -211,22 +239,54 @@ fn check_against_a_wit_host() {
     let wit = root().join("tests/wit/wasi-0.2.0");
     let hello = fixture("hello-cli.wasm");
     // hello-cli imports 0.2.6 but only functions 0.2.0 already has.
-    let out = worldfit(&["check", path(&hello), "--wit", path(&wit), "--world", "wasi:cli/command@0.2.0", "--json"]);
-    assert_eq!(out.status.code(), Some(0), "{}{}", stdout(&out), stderr(&out));
+    let out = worldfit(&[
+        "check",
+        path(&hello),
+        "--wit",
+        path(&wit),
+        "--world",
+        "wasi:cli/command@0.2.0",
+        "--json",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
     let j: CheckJson = serde_json::from_str(&stdout(&out)).unwrap();
     assert_eq!(j.world.as_deref(), Some("wasi:cli/command@0.2.0"));
     // An http handler doesn't fit a command-only host.
     let http = fixture("http-handler.wasm");
-    let out = worldfit(&["check", path(&http), "--wit", path(&wit), "--world", "wasi:cli/command@0.2.0", "--json"]);
+    let out = worldfit(&[
+        "check",
+        path(&http),
+        "--wit",
+        path(&wit),
+        "--world",
+        "wasi:cli/command@0.2.0",
+        "--json",
+    ]);
     assert_eq!(out.status.code(), Some(1));
     let j: CheckJson = serde_json::from_str(&stdout(&out)).unwrap();
     let kinds: Vec<&str> = j.problems.iter().map(|p| p.kind.as_str()).collect();
-    assert!(kinds.contains(&"missing-interface") && kinds.contains(&"no-entry-point"), "{kinds:?}");
+    assert!(
+        kinds.contains(&"missing-interface") && kinds.contains(&"no-entry-point"),
+        "{kinds:?}"
+    );
     // A single-file WIT host with a bare world name.
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("host.wit");
     std::fs::write(&file, "package my:host;\ninterface run { run: func() -> result; }\nworld runner { export run; }\n").unwrap();
-    let out = worldfit(&["check", path(&hello), "--wit", path(&file), "--world", "runner"]);
+    let out = worldfit(&[
+        "check",
+        path(&hello),
+        "--wit",
+        path(&file),
+        "--world",
+        "runner",
+    ]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stdout(&out).contains("no-entry-point"), "{}", stdout(&out));
 }
@@ -241,11 +301,26 @@ fn inspect_json_shape() {
     assert_eq!(j.platform.architecture, "wasm");
     assert_eq!(j.platform.os, "wasip2");
     assert_eq!(j.platform.os_features[0], "wasi:http/proxy@0.2.12");
-    assert!(j.platform.os_features.contains(&"wasi:cli/environment@0.2.12".to_string()));
-    let types = j.imports.iter().find(|i| i.name == "wasi:http/types@0.2.12").unwrap();
+    assert!(
+        j.platform
+            .os_features
+            .contains(&"wasi:cli/environment@0.2.12".to_string())
+    );
+    let types = j
+        .imports
+        .iter()
+        .find(|i| i.name == "wasi:http/types@0.2.12")
+        .unwrap();
     assert_eq!(types.kind, "interface");
     assert!(types.ty.is_none() && types.types.contains(&"fields".to_string()));
-    assert!(types.functions.iter().any(|f| f.name == "[constructor]fields" && f.ty == "constructor()"), "{:?}", types.functions);
+    assert!(
+        types
+            .functions
+            .iter()
+            .any(|f| f.name == "[constructor]fields" && f.ty == "constructor()"),
+        "{:?}",
+        types.functions
+    );
     assert_eq!(j.exports[0].name, "wasi:http/incoming-handler@0.2.12");
     assert!(j.file.ends_with("http-handler.wasm"));
 
@@ -254,18 +329,38 @@ fn inspect_json_shape() {
     std::fs::write(&file, common::wat_module("wasip1-hello.wat")).unwrap();
     let out = worldfit(&["inspect", path(&file), "--json"]);
     let j: InspectJson = serde_json::from_str(&stdout(&out)).unwrap();
-    assert_eq!((j.kind.as_str(), j.wasi.as_str(), j.platform.os.as_str()), ("module", "wasip1", "wasip1"));
+    assert_eq!(
+        (j.kind.as_str(), j.wasi.as_str(), j.platform.os.as_str()),
+        ("module", "wasip1", "wasip1")
+    );
     assert_eq!(j.imports[0].name, "wasi_snapshot_preview1");
-    assert_eq!(j.imports[0].functions[0].ty, "(func (param i32 i32 i32 i32) (result i32))");
-    assert_eq!(j.exports.iter().find(|e| e.name == "_start").unwrap().ty.as_deref(), Some("(func (param ) (result ))"));
+    assert_eq!(
+        j.imports[0].functions[0].ty,
+        "(func (param i32 i32 i32 i32) (result i32))"
+    );
+    assert_eq!(
+        j.exports
+            .iter()
+            .find(|e| e.name == "_start")
+            .unwrap()
+            .ty
+            .as_deref(),
+        Some("(func (param ) (result ))")
+    );
 }
 
 #[test]
 fn inspect_human_output() {
     let out = worldfit(&["inspect", path(&fixture("hello-cli.wasm"))]);
     let text = stdout(&out);
-    assert!(text.contains("  targets      wasi:cli/command@0.2.6\n"), "{text}");
-    assert!(text.contains("  containerd   wasip2(+wasi%3Acli%2Fcommand%400.2.6)/wasm\n"), "{text}");
+    assert!(
+        text.contains("  targets      wasi:cli/command@0.2.6\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("  containerd   wasip2(+wasi%3Acli%2Fcommand%400.2.6)/wasm\n"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -290,8 +385,17 @@ fn host_json_and_containerd() {
     assert_eq!(j.worlds[3].supports, ["wasi:http/service@0.3.0"]);
     // Every world provides the same interfaces: one linker serves them all.
     assert!(j.worlds.iter().all(|w| w.provides == j.worlds[0].provides));
-    assert!(j.worlds[0].provides.contains(&"wasi:http/client@0.3.0".to_string()));
-    for f in ["wasi:cli/command@0.2.12", "wasi:http/proxy@0.2.12", "wasi:cli/command@0.3.0", "wasi:http/service@0.3.0"] {
+    assert!(
+        j.worlds[0]
+            .provides
+            .contains(&"wasi:http/client@0.3.0".to_string())
+    );
+    for f in [
+        "wasi:cli/command@0.2.12",
+        "wasi:http/proxy@0.2.12",
+        "wasi:cli/command@0.3.0",
+        "wasi:http/service@0.3.0",
+    ] {
         assert!(j.features.contains(&f.to_string()), "{f}");
     }
 
@@ -308,7 +412,12 @@ fn host_json_and_containerd() {
         assert_eq!(arch, "wasm");
         assert!(features.starts_with('+'));
         for f in features[1..].split('+') {
-            assert!(!f.is_empty() && f.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.%-".contains(&b)), "{f}");
+            assert!(
+                !f.is_empty()
+                    && f.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"_.%-".contains(&b)),
+                "{f}"
+            );
         }
         assert!(features.contains("+wasi%3Acli%2Fcommand%400.2.12+"));
     }
@@ -317,7 +426,14 @@ fn host_json_and_containerd() {
 #[test]
 fn host_from_wit_lists_its_worlds() {
     let wit = root().join("tests/wit/wasi-0.2.0");
-    let out = worldfit(&["host", "--wit", path(&wit), "--world", "wasi:http/proxy@0.2.0", "--json"]);
+    let out = worldfit(&[
+        "host",
+        "--wit",
+        path(&wit),
+        "--world",
+        "wasi:http/proxy@0.2.0",
+        "--json",
+    ]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let j: HostJson = serde_json::from_str(&stdout(&out)).unwrap();
     assert!(!j.builtin && !j.wasip1);
@@ -334,7 +450,10 @@ fn assert_error(out: &std::process::Output, needle: &str) {
     assert!(!err.contains("panicked"), "{err}");
     let lines: Vec<&str> = err.lines().collect();
     assert!(lines[0].starts_with("error: "), "{err}");
-    assert!(lines[1..].iter().all(|l| l.starts_with("  caused by: ")), "{err}");
+    assert!(
+        lines[1..].iter().all(|l| l.starts_with("  caused by: ")),
+        "{err}"
+    );
     assert!(lines[0].contains(needle), "expected `{needle}` in: {err}");
     assert!(out.stdout.is_empty(), "stdout: {}", stdout(out));
 }
@@ -358,12 +477,30 @@ fn bad_input_is_exit_2_with_one_error_line() {
 
     let cases: Vec<(std::path::PathBuf, &str)> = vec![
         (write("empty.wasm", b""), "is empty"),
-        (write("random.wasm", b"\x7fELF\x02\x01\x01\0 not wasm at all"), "is not a WebAssembly binary"),
-        (write("truncated-component.wasm", &hello[..hello.len() / 2]), "is not a valid WebAssembly component or module"),
-        (write("truncated-module.wasm", &module[..module.len() - 7]), "is not a valid WebAssembly component or module"),
-        (write("package.wasm", &wit_pkg), "is a WIT package, not a component"),
-        (write("huge-section.wasm", &huge), "is not a valid WebAssembly component or module"),
-        (write("bad-version.wasm", b"\0asm\x05\x00\x00\x00"), "is not a valid WebAssembly component or module"),
+        (
+            write("random.wasm", b"\x7fELF\x02\x01\x01\0 not wasm at all"),
+            "is not a WebAssembly binary",
+        ),
+        (
+            write("truncated-component.wasm", &hello[..hello.len() / 2]),
+            "is not a valid WebAssembly component or module",
+        ),
+        (
+            write("truncated-module.wasm", &module[..module.len() - 7]),
+            "is not a valid WebAssembly component or module",
+        ),
+        (
+            write("package.wasm", &wit_pkg),
+            "is a WIT package, not a component",
+        ),
+        (
+            write("huge-section.wasm", &huge),
+            "is not a valid WebAssembly component or module",
+        ),
+        (
+            write("bad-version.wasm", b"\0asm\x05\x00\x00\x00"),
+            "is not a valid WebAssembly component or module",
+        ),
         (dir.path().to_path_buf(), "failed to read"),
         (dir.path().join("missing.wasm"), "failed to read"),
     ];
@@ -386,12 +523,30 @@ fn bad_hosts_are_exit_2() {
     // A WIT directory with a syntax error.
     let broken = dir.path().join("broken");
     std::fs::create_dir(&broken).unwrap();
-    std::fs::write(broken.join("host.wit"), "package my:host;\nworld w { import nope: func(; }\n").unwrap();
-    let out = worldfit(&["check", path(&hello), "--wit", path(&broken), "--world", "w"]);
-    assert_error(&out, &format!("failed to parse WIT host `{}`", broken.display()));
+    std::fs::write(
+        broken.join("host.wit"),
+        "package my:host;\nworld w { import nope: func(; }\n",
+    )
+    .unwrap();
+    let out = worldfit(&[
+        "check",
+        path(&hello),
+        "--wit",
+        path(&broken),
+        "--world",
+        "w",
+    ]);
+    assert_error(
+        &out,
+        &format!("failed to parse WIT host `{}`", broken.display()),
+    );
     // A dependency that doesn't exist.
     let missing_dep = dir.path().join("missing-dep.wit");
-    std::fs::write(&missing_dep, "package my:host;\nworld w { import wasi:cli/environment@0.2.0; }\n").unwrap();
+    std::fs::write(
+        &missing_dep,
+        "package my:host;\nworld w { import wasi:cli/environment@0.2.0; }\n",
+    )
+    .unwrap();
     let out = worldfit(&["host", "--wit", path(&missing_dep), "--world", "w"]);
     assert_error(&out, "failed to parse WIT host");
     // An unknown world name names the host and lists what is there.

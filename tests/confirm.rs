@@ -13,11 +13,20 @@ use worldfit::host::{BUILTIN_WORLDS, builtin_resolve};
 use worldfit::{Host, check, decode};
 
 fn confirm(bytes: &[u8], options: &ConfirmOptions) -> worldfit::confirm::Confirmation {
-    Host::wasmtime().confirm(bytes, options).expect("the built-in host confirms")
+    Host::wasmtime()
+        .confirm(bytes, options)
+        .expect("the built-in host confirms")
 }
 
 fn quick() -> ConfirmOptions {
-    ConfirmOptions { limits: Limits { time: Duration::from_secs(1), memory_bytes: 64 << 20, ..Limits::default() }, cache: None }
+    ConfirmOptions {
+        limits: Limits {
+            time: Duration::from_secs(1),
+            memory_bytes: 64 << 20,
+            ..Limits::default()
+        },
+        cache: None,
+    }
 }
 
 /// The built-in profile is what the linker provides: a component importing
@@ -30,9 +39,16 @@ fn builtin_profile_is_exactly_the_linker() {
         let id = base.packages[root].worlds[*world];
         let bytes = component_for(&base, id);
         let c = confirm(&bytes, &quick());
-        assert!(c.instantiated, "world `{world}` does not link: {:?}", c.message);
+        assert!(
+            c.instantiated,
+            "world `{world}` does not link: {:?}",
+            c.message
+        );
         // The type level agrees.
-        assert!(check(&decode(&bytes).unwrap(), &Host::wasmtime()).compatible, "{world}");
+        assert!(
+            check(&decode(&bytes).unwrap(), &Host::wasmtime()).compatible,
+            "{world}"
+        );
     }
     // One interface more than the linker has: `wasi:http/handler@0.3.0` as an
     // import (the middleware shape), which wasmtime-wasi-http doesn't provide.
@@ -59,14 +75,30 @@ fn builtin_profile_is_exactly_the_linker() {
 fn types_and_instantiation_agree_on_every_fixture() {
     let synth = Synth::new();
     let mut cases: Vec<(String, Vec<u8>)> = vec![
-        ("hello-cli".into(), std::fs::read(fixture("hello-cli.wasm")).unwrap()),
-        ("http-handler".into(), std::fs::read(fixture("http-handler.wasm")).unwrap()),
+        (
+            "hello-cli".into(),
+            std::fs::read(fixture("hello-cli.wasm")).unwrap(),
+        ),
+        (
+            "http-handler".into(),
+            std::fs::read(fixture("http-handler.wasm")).unwrap(),
+        ),
         ("wasip1-hello".into(), wat_module("wasip1-hello.wat")),
         ("wasip1-bad".into(), wat_module("wasip1-bad.wat")),
     ];
     for case in [
-        "cli-020", "proxy-020", "cli-newer-patch", "cli-newer-function", "cli-changed-type", "cli-prerelease",
-        "cli-old-track", "cli-with-kv", "cli-p3", "service-p3", "mixed-p2-p3", "cli-http-client",
+        "cli-020",
+        "proxy-020",
+        "cli-newer-patch",
+        "cli-newer-function",
+        "cli-changed-type",
+        "cli-prerelease",
+        "cli-old-track",
+        "cli-with-kv",
+        "cli-p3",
+        "service-p3",
+        "mixed-p2-p3",
+        "cli-http-client",
     ] {
         cases.push((case.into(), synth.component(case)));
     }
@@ -75,7 +107,11 @@ fn types_and_instantiation_agree_on_every_fixture() {
     for (name, bytes) in &cases {
         let types = check(&decode(bytes).unwrap(), &host).compatible;
         let c = confirm(bytes, &quick());
-        assert_eq!(types, c.instantiated, "`{name}`: types say {types}, wasmtime says {:?}", c.message);
+        assert_eq!(
+            types, c.instantiated,
+            "`{name}`: types say {types}, wasmtime says {:?}",
+            c.message
+        );
         agreed += 1;
     }
     // `library` has no entry point: it links (nothing requires an export to
@@ -89,14 +125,40 @@ fn a_start_function_that_loops_forever_times_out_within_the_limit() {
     for name in ["sandbox/loop-forever.wat", "sandbox/wasip1-loop.wat"] {
         let bytes = wat_module(name);
         let start = Instant::now();
-        let c = confirm(&bytes, &ConfirmOptions { limits: Limits { time: Duration::from_millis(500), ..Limits::default() }, cache: None });
+        let c = confirm(
+            &bytes,
+            &ConfirmOptions {
+                limits: Limits {
+                    time: Duration::from_millis(500),
+                    ..Limits::default()
+                },
+                cache: None,
+            },
+        );
         let took = start.elapsed();
-        assert_eq!(c.failure, Some(Failure::TimedOut), "{name}: {:?}", c.message);
-        assert!(c.message.as_deref().unwrap().contains("interrupt"), "{:?}", c.message);
+        assert_eq!(
+            c.failure,
+            Some(Failure::TimedOut),
+            "{name}: {:?}",
+            c.message
+        );
+        assert!(
+            c.message.as_deref().unwrap().contains("interrupt"),
+            "{:?}",
+            c.message
+        );
         // Stopped at the limit: never before it, and (with slack for a loaded
         // CI machine starving the epoch thread) not long after.
-        assert!(c.instantiate >= Duration::from_millis(450), "{name}: stopped early, after {:?}", c.instantiate);
-        assert!(c.instantiate < Duration::from_secs(2), "{name}: instantiating took {:?}", c.instantiate);
+        assert!(
+            c.instantiate >= Duration::from_millis(450),
+            "{name}: stopped early, after {:?}",
+            c.instantiate
+        );
+        assert!(
+            c.instantiate < Duration::from_secs(2),
+            "{name}: instantiating took {:?}",
+            c.instantiate
+        );
         assert!(took < Duration::from_secs(10), "{name}: {took:?}");
     }
 }
@@ -104,25 +166,51 @@ fn a_start_function_that_loops_forever_times_out_within_the_limit() {
 #[test]
 fn a_start_function_that_grows_memory_stops_at_the_limit() {
     let bytes = wat_module("sandbox/grow-forever.wat");
-    let c = confirm(&bytes, &ConfirmOptions { limits: Limits { memory_bytes: 32 << 20, ..Limits::default() }, cache: None });
+    let c = confirm(
+        &bytes,
+        &ConfirmOptions {
+            limits: Limits {
+                memory_bytes: 32 << 20,
+                ..Limits::default()
+            },
+            cache: None,
+        },
+    );
     assert_eq!(c.failure, Some(Failure::MemoryLimit), "{:?}", c.message);
     // The failed grow is the first one past 32 MiB: 1 page + 16 pages per step.
     let expected = (1 + 16 * 32) * 65536;
-    assert!(c.message.as_deref().unwrap().contains(&format!("growing memory to {expected} bytes")), "{:?}", c.message);
+    assert!(
+        c.message
+            .as_deref()
+            .unwrap()
+            .contains(&format!("growing memory to {expected} bytes")),
+        "{:?}",
+        c.message
+    );
 }
 
 #[test]
 fn traps_and_output_are_reported() {
     let c = confirm(&wat_module("sandbox/trap-in-start.wat"), &quick());
     assert_eq!(c.failure, Some(Failure::Instantiate));
-    assert!(c.message.as_deref().unwrap().contains("unreachable"), "{:?}", c.message);
+    assert!(
+        c.message.as_deref().unwrap().contains("unreachable"),
+        "{:?}",
+        c.message
+    );
     let c = confirm(&wat_module("sandbox/wasip1-writes.wat"), &quick());
     assert!(c.instantiated, "{:?}", c.message);
     assert_eq!(c.stdout, b"hello from start\n");
     // Output is capped.
     let c = confirm(
         &wat_module("sandbox/wasip1-writes.wat"),
-        &ConfirmOptions { limits: Limits { output_bytes: 5, ..quick().limits }, cache: None },
+        &ConfirmOptions {
+            limits: Limits {
+                output_bytes: 5,
+                ..quick().limits
+            },
+            cache: None,
+        },
     );
     assert!(c.stdout.len() <= 5, "{:?}", c.stdout);
 }
@@ -146,10 +234,16 @@ fn a_module_that_fails_to_compile_is_a_verdict_not_a_panic() {
 fn the_cache_is_used_verified_and_rebuilt() {
     let dir = tempfile::tempdir().unwrap();
     let cache = CompileCache::new(dir.path().join("cache"));
-    let options = ConfirmOptions { cache: Some(cache.clone()), ..quick() };
+    let options = ConfirmOptions {
+        cache: Some(cache.clone()),
+        ..quick()
+    };
     let bytes = std::fs::read(fixture("hello-cli.wasm")).unwrap();
     let cold = confirm(&bytes, &options);
-    assert!(cold.instantiated && !cold.cached && cold.cache_note.is_none(), "{cold:?}");
+    assert!(
+        cold.instantiated && !cold.cached && cold.cache_note.is_none(),
+        "{cold:?}"
+    );
     let warm = confirm(&bytes, &options);
     assert!(warm.instantiated && warm.cached, "{warm:?}");
     // Corrupt every entry: discarded with a note, rebuilt, never loaded.
@@ -165,8 +259,19 @@ fn the_cache_is_used_verified_and_rebuilt() {
     }
     let again = confirm(&bytes, &options);
     assert!(again.instantiated && !again.cached, "{again:?}");
-    assert!(again.cache_note.as_deref().unwrap().contains("checksum mismatch"), "{:?}", again.cache_note);
-    assert!(confirm(&bytes, &options).cached, "the rebuilt entry is used");
+    assert!(
+        again
+            .cache_note
+            .as_deref()
+            .unwrap()
+            .contains("checksum mismatch"),
+        "{:?}",
+        again.cache_note
+    );
+    assert!(
+        confirm(&bytes, &options).cached,
+        "the rebuilt entry is used"
+    );
 }
 
 #[test]
@@ -176,10 +281,18 @@ fn an_unwritable_cache_is_a_warning_not_a_failure() {
     let blocker = dir.path().join("not-a-dir");
     std::fs::write(&blocker, b"").unwrap();
     let file = fixture("hello-cli.wasm");
-    let out = worldfit(&["check", file.to_str().unwrap(), "--cache-dir", blocker.join("cache").to_str().unwrap()]);
+    let out = worldfit(&[
+        "check",
+        file.to_str().unwrap(),
+        "--cache-dir",
+        blocker.join("cache").to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(0));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.starts_with("warning: compile cache: not cached:"), "{err}");
+    assert!(
+        err.starts_with("warning: compile cache: not cached:"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -187,7 +300,13 @@ fn check_confirms_by_default_and_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().to_str().unwrap();
     let hello = fixture("hello-cli.wasm");
-    let out = worldfit(&["check", hello.to_str().unwrap(), "--cache-dir", cache, "--json"]);
+    let out = worldfit(&[
+        "check",
+        hello.to_str().unwrap(),
+        "--cache-dir",
+        cache,
+        "--json",
+    ]);
     assert_eq!(out.status.code(), Some(0));
     let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(j["confirmed"], true);
@@ -195,16 +314,38 @@ fn check_confirms_by_default_and_says_so() {
     assert_eq!(j["confirmation"]["backend"], "winch");
     // A WIT host is confirmed at the type level, and says so.
     let wit = common::root().join("wit");
-    let out = worldfit(&["check", hello.to_str().unwrap(), "--wit", wit.to_str().unwrap(), "--world", "wasip2-command"]);
+    let out = worldfit(&[
+        "check",
+        hello.to_str().unwrap(),
+        "--wit",
+        wit.to_str().unwrap(),
+        "--world",
+        "wasip2-command",
+    ]);
     assert_eq!(out.status.code(), Some(0));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("a WIT host is confirmed at the type level"));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("a WIT host is confirmed at the type level")
+    );
     // The infinite loop, through the CLI: the message the issue asks for.
     let file = dir.path().join("loop.wasm");
     std::fs::write(&file, wat_module("sandbox/loop-forever.wat")).unwrap();
     let start = Instant::now();
-    let out = worldfit(&["check", file.to_str().unwrap(), "--time-limit", "1", "--cache-dir", cache]);
+    let out = worldfit(&[
+        "check",
+        file.to_str().unwrap(),
+        "--time-limit",
+        "1",
+        "--cache-dir",
+        cache,
+    ]);
     assert!(start.elapsed() < Duration::from_secs(10));
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains(&format!("timed out instantiating `{}` after 1 s", file.display())), "{text}");
+    assert!(
+        text.contains(&format!(
+            "timed out instantiating `{}` after 1 s",
+            file.display()
+        )),
+        "{text}"
+    );
 }

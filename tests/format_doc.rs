@@ -19,26 +19,57 @@ fn examples() -> Vec<(&'static str, String)> {
     let layout = dir.path().join("oci");
     let out = worldfit_command()
         .env("SOURCE_DATE_EPOCH", "0")
-        .args(["tag", hello.to_str().unwrap(), module.to_str().unwrap(), "--layout", layout.to_str().unwrap(), "--tag", "1.0", "--json"])
+        .args([
+            "tag",
+            hello.to_str().unwrap(),
+            module.to_str().unwrap(),
+            "--layout",
+            layout.to_str().unwrap(),
+            "--tag",
+            "1.0",
+            "--json",
+        ])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let report: Value = serde_json::from_slice(&out.stdout).unwrap();
     let blob = |digest: &Value| -> Value {
         let hex = digest.as_str().unwrap().strip_prefix("sha256:").unwrap();
-        serde_json::from_slice(&std::fs::read(layout.join("blobs/sha256").join(hex)).unwrap()).unwrap()
+        serde_json::from_slice(&std::fs::read(layout.join("blobs/sha256").join(hex)).unwrap())
+            .unwrap()
     };
     let index = blob(&report["digest"]);
     let manifest = blob(&index["manifests"][0]["digest"]);
     let config = blob(&manifest["config"]["digest"]);
-    let inspect = worldfit_command().args(["inspect", hello.to_str().unwrap(), "--json"]).output().unwrap();
-    let inspect: Value = serde_json::from_slice(&inspect.stdout).unwrap();
-    let containerd = String::from_utf8(worldfit_command().args(["inspect", hello.to_str().unwrap()]).output().unwrap().stdout)
-        .unwrap()
-        .lines()
-        .find_map(|l| l.trim().strip_prefix("containerd").map(|s| s.trim().to_string()))
+    let inspect = worldfit_command()
+        .args(["inspect", hello.to_str().unwrap(), "--json"])
+        .output()
         .unwrap();
-    assert_eq!(inspect["platform"], index["manifests"][0]["platform"], "inspect and tag agree on the platform");
+    let inspect: Value = serde_json::from_slice(&inspect.stdout).unwrap();
+    let containerd = String::from_utf8(
+        worldfit_command()
+            .args(["inspect", hello.to_str().unwrap()])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+    .lines()
+    .find_map(|l| {
+        l.trim()
+            .strip_prefix("containerd")
+            .map(|s| s.trim().to_string())
+    })
+    .unwrap();
+    assert_eq!(
+        inspect["platform"], index["manifests"][0]["platform"],
+        "inspect and tag agree on the platform"
+    );
     vec![
         ("platform", pretty(&inspect["platform"])),
         ("containerd", containerd),
@@ -55,8 +86,17 @@ fn render(doc: &str, examples: &[(&str, String)]) -> String {
     while let Some(line) = lines.next() {
         out.push_str(line);
         out.push('\n');
-        let Some(name) = line.strip_prefix("<!-- example: ").and_then(|l| l.strip_suffix(" -->")) else { continue };
-        let body = &examples.iter().find(|(n, _)| *n == name).unwrap_or_else(|| panic!("unknown example `{name}`")).1;
+        let Some(name) = line
+            .strip_prefix("<!-- example: ")
+            .and_then(|l| l.strip_suffix(" -->"))
+        else {
+            continue;
+        };
+        let body = &examples
+            .iter()
+            .find(|(n, _)| *n == name)
+            .unwrap_or_else(|| panic!("unknown example `{name}`"))
+            .1;
         let fence = lines.next().expect("a fence after the marker");
         out.push_str(fence);
         out.push('\n');
@@ -80,5 +120,8 @@ fn format_doc_examples_match_the_code() {
         std::fs::write(&path, &expected).unwrap();
         return;
     }
-    assert!(doc == expected, "docs/FORMAT.md is out of date; run `BLESS=1 cargo test --test format_doc`");
+    assert!(
+        doc == expected,
+        "docs/FORMAT.md is out of date; run `BLESS=1 cargo test --test format_doc`"
+    );
 }

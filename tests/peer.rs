@@ -39,8 +39,16 @@ fn wasm_tools() -> PathBuf {
         panic!("`wasm-tools` is needed for the peer test ({e}); install it: cargo install wasm-tools --locked")
     });
     let version = String::from_utf8_lossy(&out.stdout).to_string();
-    let minor: u32 = version.split_whitespace().nth(1).and_then(|v| v.split('.').nth(1)).and_then(|m| m.parse().ok()).unwrap_or(0);
-    assert!(minor >= 263, "wasm-tools >= 1.263 is needed for --semver-compatible, found {version}");
+    let minor: u32 = version
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.split('.').nth(1))
+        .and_then(|m| m.parse().ok())
+        .unwrap_or(0);
+    assert!(
+        minor >= 263,
+        "wasm-tools >= 1.263 is needed for --semver-compatible, found {version}"
+    );
     PathBuf::from("wasm-tools")
 }
 
@@ -55,7 +63,10 @@ fn peer_says(tool: &Path, wit: &Path, world: &str, file: &Path) -> bool {
     match out.status.code() {
         Some(0) => true,
         Some(1) => false,
-        other => panic!("wasm-tools exited with {other:?}: {}", String::from_utf8_lossy(&out.stderr)),
+        other => panic!(
+            "wasm-tools exited with {other:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ),
     }
 }
 
@@ -101,8 +112,18 @@ fn worldfit_agrees_with_wasm_tools_targets() {
             }
         }
     }
-    println!("peer agreement: {agreed}/{} pairs ({compatible} compatible)", files.len() * worlds.len());
-    assert!(disagreements.is_empty(), "disagreements:\n{}", disagreements.join("\n"));
+    println!(
+        "peer agreement: {agreed}/{} pairs ({compatible} compatible)",
+        files.len() * worlds.len()
+    );
+    assert!(
+        disagreements.is_empty(),
+        "disagreements:\n{}",
+        disagreements.join("\n")
+    );
     // The matrix must exercise both answers, or it proves little.
-    assert!(compatible >= 10 && agreed - compatible >= 10, "{compatible} compatible of {agreed}");
+    assert!(
+        compatible >= 10 && agreed - compatible >= 10,
+        "{compatible} compatible of {agreed}"
+    );
 }

@@ -13,16 +13,25 @@ fn readme_incompatible_example_matches() {
     }
     let out = common::worldfit(&["check", file.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
-    let text = String::from_utf8(out.stdout).unwrap().replace(file.to_str().unwrap(), "newer.wasm");
+    let text = String::from_utf8(out.stdout)
+        .unwrap()
+        .replace(file.to_str().unwrap(), "newer.wasm");
     let readme = std::fs::read_to_string(common::root().join("README.md")).unwrap();
-    assert!(readme.contains(&text), "README.md should show this output:\n{text}");
+    assert!(
+        readme.contains(&text),
+        "README.md should show this output:\n{text}"
+    );
 }
 
 #[cfg(feature = "wasmtime")]
 #[test]
 fn readme_timeout_example_matches() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("loop-forever.wasm"), common::wat_module("sandbox/loop-forever.wat")).unwrap();
+    std::fs::write(
+        dir.path().join("loop-forever.wasm"),
+        common::wat_module("sandbox/loop-forever.wat"),
+    )
+    .unwrap();
     let out = common::worldfit_command()
         .current_dir(dir.path())
         .args(["check", "loop-forever.wasm", "--time-limit", "1"])
@@ -31,5 +40,8 @@ fn readme_timeout_example_matches() {
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8(out.stdout).unwrap();
     let readme = std::fs::read_to_string(common::root().join("README.md")).unwrap();
-    assert!(readme.contains(&text), "README.md should show this output:\n{text}");
+    assert!(
+        readme.contains(&text),
+        "README.md should show this output:\n{text}"
+    );
 }

@@ -21,7 +21,11 @@ fn json(path: &Path) -> Value {
 }
 
 fn blob(layout: &Path, digest: &str) -> Value {
-    json(&layout.join("blobs/sha256").join(digest.strip_prefix("sha256:").unwrap()))
+    json(
+        &layout
+            .join("blobs/sha256")
+            .join(digest.strip_prefix("sha256:").unwrap()),
+    )
 }
 
 /// The tag's image index in a layout.
@@ -33,7 +37,10 @@ fn tagged(layout: &Path, tag: &str) -> Value {
         .iter()
         .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == tag)
         .unwrap_or_else(|| panic!("no tag {tag} in {top}"));
-    assert_eq!(entry["mediaType"], "application/vnd.oci.image.index.v1+json");
+    assert_eq!(
+        entry["mediaType"],
+        "application/vnd.oci.image.index.v1+json"
+    );
     blob(layout, entry["digest"].as_str().unwrap())
 }
 
@@ -64,33 +71,87 @@ fn tag_writes_one_entry_per_platform_in_the_cncf_layout() {
     let i = inputs();
     let dir = tempfile::tempdir().unwrap();
     let layout = dir.path().join("oci");
-    let out = run(&["tag", &i.p2, &i.p3, &i.p1, "--layout", layout.to_str().unwrap(), "--tag", "1.0"], Some("0"));
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(json(&layout.join("oci-layout"))["imageLayoutVersion"], "1.0.0");
+    let out = run(
+        &[
+            "tag",
+            &i.p2,
+            &i.p3,
+            &i.p1,
+            "--layout",
+            layout.to_str().unwrap(),
+            "--tag",
+            "1.0",
+        ],
+        Some("0"),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        json(&layout.join("oci-layout"))["imageLayoutVersion"],
+        "1.0.0"
+    );
     let index = tagged(&layout, "1.0");
     let entries = index["manifests"].as_array().unwrap();
-    let oses: Vec<&str> = entries.iter().map(|e| e["platform"]["os"].as_str().unwrap()).collect();
+    let oses: Vec<&str> = entries
+        .iter()
+        .map(|e| e["platform"]["os"].as_str().unwrap())
+        .collect();
     assert_eq!(oses, ["wasip2", "wasip3", "wasip1"]);
     assert_eq!(entries[0]["platform"]["architecture"], "wasm");
-    assert_eq!(entries[0]["platform"]["os.features"][0], "wasi:cli/command@0.2.6");
-    assert_eq!(entries[1]["platform"]["os.features"][0], "wasi:cli/command@0.3.0");
+    assert_eq!(
+        entries[0]["platform"]["os.features"][0],
+        "wasi:cli/command@0.2.6"
+    );
+    assert_eq!(
+        entries[1]["platform"]["os.features"][0],
+        "wasi:cli/command@0.3.0"
+    );
     let manifest = blob(&layout, entries[0]["digest"].as_str().unwrap());
-    assert_eq!(manifest["mediaType"], "application/vnd.oci.image.manifest.v1+json");
-    assert_eq!(manifest["config"]["mediaType"], "application/vnd.wasm.config.v0+json");
+    assert_eq!(
+        manifest["mediaType"],
+        "application/vnd.oci.image.manifest.v1+json"
+    );
+    assert_eq!(
+        manifest["config"]["mediaType"],
+        "application/vnd.wasm.config.v0+json"
+    );
     assert_eq!(manifest["layers"][0]["mediaType"], "application/wasm");
     let config = blob(&layout, manifest["config"]["digest"].as_str().unwrap());
     assert_eq!(config["created"], "1970-01-01T00:00:00Z");
-    assert_eq!((config["architecture"].as_str(), config["os"].as_str()), (Some("wasm"), Some("wasip2")));
+    assert_eq!(
+        (config["architecture"].as_str(), config["os"].as_str()),
+        (Some("wasm"), Some("wasip2"))
+    );
     assert_eq!(config["layerDigests"][0], manifest["layers"][0]["digest"]);
     assert_eq!(config["component"]["target"], "wasi:cli/command@0.2.6");
-    assert!(config["component"]["imports"].as_array().unwrap().iter().any(|v| v == "wasi:cli/environment@0.2.6"));
+    assert!(
+        config["component"]["imports"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v == "wasi:cli/environment@0.2.6")
+    );
     assert_eq!(config["component"]["exports"][0], "wasi:cli/run@0.2.0");
     // The layer is the input, byte for byte.
-    let layer = layout.join("blobs/sha256").join(manifest["layers"][0]["digest"].as_str().unwrap().strip_prefix("sha256:").unwrap());
+    let layer = layout.join("blobs/sha256").join(
+        manifest["layers"][0]["digest"]
+            .as_str()
+            .unwrap()
+            .strip_prefix("sha256:")
+            .unwrap(),
+    );
     assert_eq!(std::fs::read(layer).unwrap(), std::fs::read(&i.p2).unwrap());
     // A module's config has no component section.
     let m = blob(&layout, entries[2]["digest"].as_str().unwrap());
-    assert!(blob(&layout, m["config"]["digest"].as_str().unwrap()).get("component").is_none());
+    assert!(
+        blob(&layout, m["config"]["digest"].as_str().unwrap())
+            .get("component")
+            .is_none()
+    );
 }
 
 #[test]
@@ -101,7 +162,17 @@ fn tag_is_reproducible() {
         .iter()
         .map(|name| {
             let layout = dir.path().join(name);
-            let out = run(&["tag", &i.p2, &i.p1, "--layout", layout.to_str().unwrap(), "--json"], Some("1700000000"));
+            let out = run(
+                &[
+                    "tag",
+                    &i.p2,
+                    &i.p1,
+                    "--layout",
+                    layout.to_str().unwrap(),
+                    "--json",
+                ],
+                Some("1700000000"),
+            );
             assert_eq!(out.status.code(), Some(0));
             let report: Value = serde_json::from_slice(&out.stdout).unwrap();
             report["digest"].as_str().unwrap().to_string()
@@ -109,9 +180,29 @@ fn tag_is_reproducible() {
         .collect();
     assert_eq!(digests[0], digests[1]);
     // Without SOURCE_DATE_EPOCH there is no `created`, so still reproducible.
-    let a = run(&["tag", &i.p2, "--layout", dir.path().join("c").to_str().unwrap(), "--json"], None);
-    let b = run(&["tag", &i.p2, "--layout", dir.path().join("d").to_str().unwrap(), "--json"], None);
-    let digest = |o: &std::process::Output| serde_json::from_slice::<Value>(&o.stdout).unwrap()["digest"].clone();
+    let a = run(
+        &[
+            "tag",
+            &i.p2,
+            "--layout",
+            dir.path().join("c").to_str().unwrap(),
+            "--json",
+        ],
+        None,
+    );
+    let b = run(
+        &[
+            "tag",
+            &i.p2,
+            "--layout",
+            dir.path().join("d").to_str().unwrap(),
+            "--json",
+        ],
+        None,
+    );
+    let digest = |o: &std::process::Output| {
+        serde_json::from_slice::<Value>(&o.stdout).unwrap()["digest"].clone()
+    };
     assert_eq!(digest(&a), digest(&b));
 }
 
@@ -121,18 +212,46 @@ fn adding_keeps_other_entries_and_replaces_the_same_platform() {
     let dir = tempfile::tempdir().unwrap();
     let layout = dir.path().join("oci");
     let l = layout.to_str().unwrap();
-    assert_eq!(run(&["tag", &i.p2, "--layout", l, "--tag", "v1"], None).status.code(), Some(0));
-    assert_eq!(run(&["tag", &i.p2, "--layout", l, "--tag", "other"], None).status.code(), Some(0));
-    assert_eq!(run(&["tag", &i.p3, "--layout", l, "--tag", "v1"], None).status.code(), Some(0));
+    assert_eq!(
+        run(&["tag", &i.p2, "--layout", l, "--tag", "v1"], None)
+            .status
+            .code(),
+        Some(0)
+    );
+    assert_eq!(
+        run(&["tag", &i.p2, "--layout", l, "--tag", "other"], None)
+            .status
+            .code(),
+        Some(0)
+    );
+    assert_eq!(
+        run(&["tag", &i.p3, "--layout", l, "--tag", "v1"], None)
+            .status
+            .code(),
+        Some(0)
+    );
     let oses = |tag: &str| -> Vec<String> {
-        tagged(&layout, tag)["manifests"].as_array().unwrap().iter().map(|e| e["platform"]["os"].as_str().unwrap().to_string()).collect()
+        tagged(&layout, tag)["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["platform"]["os"].as_str().unwrap().to_string())
+            .collect()
     };
     assert_eq!(oses("v1"), ["wasip2", "wasip3"]);
     assert_eq!(oses("other"), ["wasip2"]);
     // A rebuilt wasip2 build (here: another component) replaces the wasip2 entry in place.
-    assert_eq!(run(&["tag", &i.http, "--layout", l, "--tag", "v1"], None).status.code(), Some(0));
+    assert_eq!(
+        run(&["tag", &i.http, "--layout", l, "--tag", "v1"], None)
+            .status
+            .code(),
+        Some(0)
+    );
     let index = tagged(&layout, "v1");
-    assert_eq!(index["manifests"][0]["platform"]["os.features"][0], "wasi:http/proxy@0.2.12");
+    assert_eq!(
+        index["manifests"][0]["platform"]["os.features"][0],
+        "wasi:http/proxy@0.2.12"
+    );
     assert_eq!(index["manifests"].as_array().unwrap().len(), 2);
 }
 
@@ -142,7 +261,12 @@ fn a_native_image_in_the_index_is_kept() {
     let dir = tempfile::tempdir().unwrap();
     let layout = dir.path().join("oci");
     let l = layout.to_str().unwrap();
-    assert_eq!(run(&["tag", &i.p2, "--layout", l, "--tag", "app"], None).status.code(), Some(0));
+    assert_eq!(
+        run(&["tag", &i.p2, "--layout", l, "--tag", "app"], None)
+            .status
+            .code(),
+        Some(0)
+    );
     // Put a linux/arm64/v8 entry into the tag's index, as another tool would.
     let top_path = layout.join("index.json");
     let mut top = json(&top_path);
@@ -160,11 +284,28 @@ fn a_native_image_in_the_index_is_kept() {
     top["manifests"][0]["size"] = bytes.len().into();
     std::fs::write(&top_path, serde_json::to_vec(&top).unwrap()).unwrap();
 
-    assert_eq!(run(&["tag", &i.p3, &i.http, "--layout", l, "--tag", "app"], None).status.code(), Some(0));
-    let entries = tagged(&layout, "app")["manifests"].as_array().unwrap().clone();
+    assert_eq!(
+        run(
+            &["tag", &i.p3, &i.http, "--layout", l, "--tag", "app"],
+            None
+        )
+        .status
+        .code(),
+        Some(0)
+    );
+    let entries = tagged(&layout, "app")["manifests"]
+        .as_array()
+        .unwrap()
+        .clone();
     assert_eq!(entries.len(), 3);
-    assert_eq!(entries[0]["platform"], serde_json::json!({"architecture": "arm64", "os": "linux", "variant": "v8", "os.features": []}));
-    assert_eq!(entries[1]["platform"]["os.features"][0], "wasi:http/proxy@0.2.12");
+    assert_eq!(
+        entries[0]["platform"],
+        serde_json::json!({"architecture": "arm64", "os": "linux", "variant": "v8", "os.features": []})
+    );
+    assert_eq!(
+        entries[1]["platform"]["os.features"][0],
+        "wasi:http/proxy@0.2.12"
+    );
     assert_eq!(entries[2]["platform"]["os"], "wasip3");
 }
 
@@ -179,16 +320,31 @@ fn failures_leave_the_layout_as_it_was() {
     // A failed first run leaves no layout, and nothing beside it.
     let out = run(&["tag", &i.p2, bad.to_str().unwrap(), "--layout", l], None);
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).starts_with(&format!("error: `{}` is not a WebAssembly binary", bad.display())));
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1, "only bad.wasm is there");
+    assert!(String::from_utf8_lossy(&out.stderr).starts_with(&format!(
+        "error: `{}` is not a WebAssembly binary",
+        bad.display()
+    )));
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        1,
+        "only bad.wasm is there"
+    );
     // Two builds for one platform: refused, nothing written.
     let out = run(&["tag", &i.p2, &i.http, "--layout", l], None);
     assert_eq!(out.status.code(), Some(2));
     assert!(!layout.exists());
     // With a layout in place, a failing run leaves index.json byte for byte.
-    assert_eq!(run(&["tag", &i.p2, "--layout", l], None).status.code(), Some(0));
+    assert_eq!(
+        run(&["tag", &i.p2, "--layout", l], None).status.code(),
+        Some(0)
+    );
     let before = std::fs::read(layout.join("index.json")).unwrap();
-    assert_eq!(run(&["tag", &i.p3, bad.to_str().unwrap(), "--layout", l], None).status.code(), Some(2));
+    assert_eq!(
+        run(&["tag", &i.p3, bad.to_str().unwrap(), "--layout", l], None)
+            .status
+            .code(),
+        Some(2)
+    );
     assert_eq!(std::fs::read(layout.join("index.json")).unwrap(), before);
     // A directory that isn't a layout is not written into.
     let plain = dir.path().join("plain");
@@ -205,7 +361,12 @@ fn a_digest_that_escapes_the_layout_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let layout = dir.path().join("oci");
     let l = layout.to_str().unwrap();
-    assert_eq!(run(&["tag", &i.p2, "--layout", l, "--tag", "x"], None).status.code(), Some(0));
+    assert_eq!(
+        run(&["tag", &i.p2, "--layout", l, "--tag", "x"], None)
+            .status
+            .code(),
+        Some(0)
+    );
     let top_path = layout.join("index.json");
     let mut top = json(&top_path);
     top["manifests"][0]["digest"] = "sha256:../../../etc/passwd".into();
@@ -214,7 +375,10 @@ fn a_digest_that_escapes_the_layout_is_refused() {
     let out = run(&["tag", &i.p3, "--layout", l, "--tag", "x"], None);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("malformed digest `sha256:../../../etc/passwd`"), "{err}");
+    assert!(
+        err.contains("malformed digest `sha256:../../../etc/passwd`"),
+        "{err}"
+    );
     assert_eq!(std::fs::read(&top_path).unwrap(), before);
 }
 
@@ -226,26 +390,63 @@ fn skopeo_reads_the_layout() {
     let dir = tempfile::tempdir().unwrap();
     let layout = dir.path().join("oci");
     let l = layout.to_str().unwrap();
-    assert_eq!(run(&["tag", &i.p2, &i.p3, &i.p1, "--layout", l, "--tag", "1.0"], Some("0")).status.code(), Some(0));
+    assert_eq!(
+        run(
+            &["tag", &i.p2, &i.p3, &i.p1, "--layout", l, "--tag", "1.0"],
+            Some("0")
+        )
+        .status
+        .code(),
+        Some(0)
+    );
     let out = std::process::Command::new("skopeo")
         .args(["inspect", "--raw", &format!("oci:{l}:1.0")])
         .output()
         .expect("skopeo is needed for the interop test: apt-get install skopeo");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let top = json(&layout.join("index.json"));
-    let hex = top["manifests"][0]["digest"].as_str().unwrap().strip_prefix("sha256:").unwrap().to_string();
-    assert_eq!(out.stdout, std::fs::read(layout.join("blobs/sha256").join(hex)).unwrap(), "skopeo returns the index as written");
+    let hex = top["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .strip_prefix("sha256:")
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        out.stdout,
+        std::fs::read(layout.join("blobs/sha256").join(hex)).unwrap(),
+        "skopeo returns the index as written"
+    );
     let index: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(index["manifests"][1]["platform"]["os.features"][0], "wasi:cli/command@0.3.0");
+    assert_eq!(
+        index["manifests"][1]["platform"]["os.features"][0],
+        "wasi:cli/command@0.3.0"
+    );
     // skopeo copies the whole index (every platform) to another layout
     // without changing a digest.
     let copy = dir.path().join("copy");
     let out = std::process::Command::new("skopeo")
-        .args(["copy", "--all", "--preserve-digests", &format!("oci:{l}:1.0"), &format!("oci:{}:1.0", copy.display())])
+        .args([
+            "copy",
+            "--all",
+            "--preserve-digests",
+            &format!("oci:{l}:1.0"),
+            &format!("oci:{}:1.0", copy.display()),
+        ])
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let copied = json(&copy.join("index.json"));
-    assert_eq!(copied["manifests"][0]["digest"], top["manifests"][0]["digest"]);
+    assert_eq!(
+        copied["manifests"][0]["digest"],
+        top["manifests"][0]["digest"]
+    );
     assert_eq!(tagged(&copy, "1.0"), index);
 }

@@ -40,7 +40,11 @@ fn every_case_gets_its_verdict() {
         assert_eq!(&got, kinds, "case `{case}`: {:#?}", v.problems);
         assert_eq!(v.compatible, kinds.is_empty(), "case `{case}`");
         if kinds.is_empty() {
-            assert_eq!(v.world.as_deref(), Some(format!("worldfit:wasmtime/{world}@48.0.0").as_str()), "case `{case}`");
+            assert_eq!(
+                v.world.as_deref(),
+                Some(format!("worldfit:wasmtime/{world}@48.0.0").as_str()),
+                "case `{case}`"
+            );
         } else {
             assert!(v.world.is_none() && v.closest.is_some(), "case `{case}`");
         }
@@ -51,7 +55,10 @@ fn every_case_gets_its_verdict() {
 fn problems_say_what_the_host_has_instead() {
     let synth = Synth::new();
     let v = verdict_of(&synth.component("cli-newer-function"));
-    assert_eq!(v.problems[0].name, "wasi:cli/environment@0.2.99#get-sandbox-flavor");
+    assert_eq!(
+        v.problems[0].name,
+        "wasi:cli/environment@0.2.99#get-sandbox-flavor"
+    );
     assert_eq!(
         v.problems[0].detail,
         "imports wasi:cli/environment@0.2.99 function `get-sandbox-flavor`; host has wasi:cli/environment@0.2.12 without it"
@@ -62,11 +69,27 @@ fn problems_say_what_the_host_has_instead() {
         "imports `get-environment` as `func() -> list<string>`; host wasi:cli/environment@0.2.12 has `func() -> list<tuple<string, string>>`"
     );
     let v = verdict_of(&synth.component("cli-prerelease"));
-    assert!(v.problems[0].detail.contains("host has wasi:cli/environment@0.2.12, wasi:cli/environment@0.3.0"), "{}", v.problems[0].detail);
+    assert!(
+        v.problems[0]
+            .detail
+            .contains("host has wasi:cli/environment@0.2.12, wasi:cli/environment@0.3.0"),
+        "{}",
+        v.problems[0].detail
+    );
     let v = verdict_of(&synth.component("cli-old-track"));
-    assert!(v.problems[0].detail.contains("no version on track 0.1"), "{}", v.problems[0].detail);
+    assert!(
+        v.problems[0].detail.contains("no version on track 0.1"),
+        "{}",
+        v.problems[0].detail
+    );
     let v = verdict_of(&synth.component("library"));
-    assert!(v.problems[0].detail.contains("the component exports acme:lib/api@1.0.0"), "{}", v.problems[0].detail);
+    assert!(
+        v.problems[0]
+            .detail
+            .contains("the component exports acme:lib/api@1.0.0"),
+        "{}",
+        v.problems[0].detail
+    );
 }
 
 #[test]
@@ -76,7 +99,12 @@ fn every_problem_is_listed_not_just_the_first() {
     let kinds: Vec<ProblemKind> = v.problems.iter().map(|p| p.kind).collect();
     assert_eq!(
         kinds,
-        [ProblemKind::UnsupportedImport, ProblemKind::MissingFunction, ProblemKind::FunctionMismatch, ProblemKind::NoEntryPoint]
+        [
+            ProblemKind::UnsupportedImport,
+            ProblemKind::MissingFunction,
+            ProblemKind::FunctionMismatch,
+            ProblemKind::NoEntryPoint
+        ]
     );
 }
 
@@ -98,41 +126,71 @@ fn platforms_name_the_target_world_and_the_uncovered_imports() {
     let known = worldfit::host::standard_worlds();
     let p = |case: &str| platform(&decode(&synth.component(case)).unwrap(), &known);
     let cli = p("cli-020");
-    assert_eq!((cli.os.as_str(), cli.os_features.clone()), ("wasip2", vec!["wasi:cli/command@0.2.0".to_string()]));
+    assert_eq!(
+        (cli.os.as_str(), cli.os_features.clone()),
+        ("wasip2", vec!["wasi:cli/command@0.2.0".to_string()])
+    );
     let client = p("cli-http-client");
     assert_eq!(
         client.os_features,
-        ["wasi:cli/command@0.2.12", "wasi:http/outgoing-handler@0.2.12", "wasi:http/types@0.2.12"]
+        [
+            "wasi:cli/command@0.2.12",
+            "wasi:http/outgoing-handler@0.2.12",
+            "wasi:http/types@0.2.12"
+        ]
     );
     let proxy = p("proxy-020");
     assert_eq!(proxy.os_features, ["wasi:http/proxy@0.2.0"]);
     let p3 = p("cli-p3");
-    assert_eq!((p3.os.as_str(), p3.os_features.clone()), ("wasip3", vec!["wasi:cli/command@0.3.0".to_string()]));
+    assert_eq!(
+        (p3.os.as_str(), p3.os_features.clone()),
+        ("wasip3", vec!["wasi:cli/command@0.3.0".to_string()])
+    );
     let svc = p("service-p3");
-    assert_eq!((svc.os.as_str(), svc.os_features.clone()), ("wasip3", vec!["wasi:http/service@0.3.0".to_string()]));
+    assert_eq!(
+        (svc.os.as_str(), svc.os_features.clone()),
+        ("wasip3", vec!["wasi:http/service@0.3.0".to_string()])
+    );
     assert_eq!(p("mixed-p2-p3").os, "wasip3");
     let lib = p("library");
     assert_eq!(lib.os_features, ["wasi:cli/environment@0.2.12"]);
     let module = platform(&decode(&wat_module("wasip1-hello.wat")).unwrap(), &known);
-    assert_eq!((module.os.as_str(), module.os_features.len()), ("wasip1", 0));
+    assert_eq!(
+        (module.os.as_str(), module.os_features.len()),
+        ("wasip1", 0)
+    );
 }
 
 #[test]
 fn feature_levels_are_yes_maybe_no() {
     use worldfit::features::{Level, feature_levels};
     let host = Host::wasmtime();
-    let f = |v: &[&str]| feature_levels(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>(), &host).0;
+    let f =
+        |v: &[&str]| feature_levels(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>(), &host).0;
     assert_eq!(f(&["wasi:cli/command@0.2.6"]), Level::Yes);
     assert_eq!(f(&["wasi:cli/command@0.2.99"]), Level::Maybe);
-    assert_eq!(f(&["wasi:cli/command@0.3.0", "wasi:http/service@0.3.0"]), Level::Yes);
-    assert_eq!(f(&["wasi:cli/command@0.2.6", "wasi:http/types@0.2.20"]), Level::Maybe);
-    assert_eq!(f(&["wasi:cli/command@0.2.6", "acme:kv/store@1.0.0"]), Level::No);
+    assert_eq!(
+        f(&["wasi:cli/command@0.3.0", "wasi:http/service@0.3.0"]),
+        Level::Yes
+    );
+    assert_eq!(
+        f(&["wasi:cli/command@0.2.6", "wasi:http/types@0.2.20"]),
+        Level::Maybe
+    );
+    assert_eq!(
+        f(&["wasi:cli/command@0.2.6", "acme:kv/store@1.0.0"]),
+        Level::No
+    );
     assert_eq!(f(&["wasi:cli/command@0.4.0"]), Level::No);
     assert_eq!(f(&["wasi:cli/command@0.3.0-rc-2025-08-15"]), Level::No);
     assert_eq!(f(&["not a wit name"]), Level::No);
     assert_eq!(f(&[]), Level::Yes);
     // A WIT host with only WASI 0.2.0 meets 0.2.6 features at the maybe level.
-    let old = Host::from_wit(&common::root().join("tests/wit/wasi-0.2.0"), &["wasi:cli/command@0.2.0".into()]).unwrap();
+    let old = Host::from_wit(
+        &common::root().join("tests/wit/wasi-0.2.0"),
+        &["wasi:cli/command@0.2.0".into()],
+    )
+    .unwrap();
     let (level, per) = feature_levels(&["wasi:cli/command@0.2.6".to_string()], &old);
     assert_eq!(level, Level::Maybe);
     assert_eq!(per[0].host_has.as_deref(), Some("wasi:cli/command@0.2.0"));
@@ -146,7 +204,10 @@ fn real_fixtures_decode_as_expected() {
     assert!(v.compatible);
     let http = decode(&std::fs::read(common::fixture("http-handler.wasm")).unwrap()).unwrap();
     let v = check(&http, &Host::wasmtime());
-    assert_eq!(v.world.as_deref(), Some("worldfit:wasmtime/wasip2-http@48.0.0"));
+    assert_eq!(
+        v.world.as_deref(),
+        Some("worldfit:wasmtime/wasip2-http@48.0.0")
+    );
 }
 
 /// Regression: a code section cut short once made the framing check index
@@ -162,8 +223,18 @@ fn truncations_never_panic() {
         errors += usize::from(decode(&bytes[..len]).is_err());
     }
     // A few cuts land on boundaries between the trailing custom sections.
-    assert!(errors + 8 >= lens.len(), "only {errors} of {} cuts of the component were errors", lens.len());
+    assert!(
+        errors + 8 >= lens.len(),
+        "only {errors} of {} cuts of the component were errors",
+        lens.len()
+    );
     let module = wat_module("wasip1-hello.wat");
-    let errors = (0..module.len()).filter(|&len| decode(&module[..len]).is_err()).count();
-    assert!(errors >= module.len() - 6, "{errors} of {} module prefixes were errors", module.len());
+    let errors = (0..module.len())
+        .filter(|&len| decode(&module[..len]).is_err())
+        .count();
+    assert!(
+        errors >= module.len() - 6,
+        "{errors} of {} module prefixes were errors",
+        module.len()
+    );
 }

@@ -11,10 +11,12 @@ use worldfit::verdict::{Problem, check};
 
 /// Check whether a component or wasip1 module runs on a host
 #[derive(Args)]
-#[command(after_help = "Types are checked first; for the built-in host the binary is then linked and \
+#[command(
+    after_help = "Types are checked first; for the built-in host the binary is then linked and \
 instantiated in the embedded wasmtime (sandboxed, nothing beyond start functions runs).\n\n\
 Examples:\n  worldfit check app.wasm\n  worldfit check app.wasm --no-confirm --json\n  worldfit check app.wasm --wit wit/ --world my-host\n\n\
-Exit status:\n  0  compatible\n  1  incompatible (every problem is listed)\n  2  error: the file or the host could not be read")]
+Exit status:\n  0  compatible\n  1  incompatible (every problem is listed)\n  2  error: the file or the host could not be read"
+)]
 pub struct Opts {
     /// The component or core module to check.
     file: PathBuf,
@@ -99,9 +101,17 @@ impl Opts {
             _ => "types checked; built without the `wasmtime` feature, so not instantiated",
         };
         let text = if report.compatible {
-            format!("compatible: `{file}` runs on `{}` world `{}` ({how})\n", report.host, report.world.as_deref().unwrap_or_default())
+            format!(
+                "compatible: `{file}` runs on `{}` world `{}` ({how})\n",
+                report.host,
+                report.world.as_deref().unwrap_or_default()
+            )
         } else {
-            let closest = report.closest.as_deref().map(|c| format!("; closest world `{c}`")).unwrap_or_default();
+            let closest = report
+                .closest
+                .as_deref()
+                .map(|c| format!("; closest world `{c}`"))
+                .unwrap_or_default();
             let n = report.problems.len();
             let mut text = format!(
                 "incompatible: `{file}` fits no world of `{}`{closest}, {n} problem{}:\n",
@@ -111,7 +121,16 @@ impl Opts {
             let rows: Vec<Vec<String>> = report
                 .problems
                 .iter()
-                .map(|p| vec![serde_json::to_value(p.kind).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default(), p.name.clone(), p.detail.clone()])
+                .map(|p| {
+                    vec![
+                        serde_json::to_value(p.kind)
+                            .ok()
+                            .and_then(|v| v.as_str().map(String::from))
+                            .unwrap_or_default(),
+                        p.name.clone(),
+                        p.detail.clone(),
+                    ]
+                })
                 .collect();
             text.push_str(&table(&rows, "  "));
             text
@@ -126,12 +145,18 @@ impl Opts {
         use worldfit::verdict::ProblemKind;
         let s = &self.sandbox;
         if !(s.time_limit.is_finite() && s.time_limit > 0.0 && s.time_limit <= 3600.0) {
-            anyhow::bail!("--time-limit must be between 0 and 3600 seconds, not {}", s.time_limit);
+            anyhow::bail!(
+                "--time-limit must be between 0 and 3600 seconds, not {}",
+                s.time_limit
+            );
         }
         let cache = if s.no_cache {
             None
         } else {
-            s.cache_dir.clone().or_else(worldfit::cache::CompileCache::default_dir).map(worldfit::cache::CompileCache::new)
+            s.cache_dir
+                .clone()
+                .or_else(worldfit::cache::CompileCache::default_dir)
+                .map(worldfit::cache::CompileCache::new)
         };
         let options = ConfirmOptions {
             limits: Limits {
@@ -142,8 +167,12 @@ impl Opts {
             cache,
         };
         let confirmation = {
-            let _progress = super::progress::Progress::start(format!("compiling `{}`", report.file), !self.json);
-            host.confirm(bytes, &options).expect("the built-in host confirms")
+            let _progress = super::progress::Progress::start(
+                format!("compiling `{}`", report.file),
+                !self.json,
+            );
+            host.confirm(bytes, &options)
+                .expect("the built-in host confirms")
         };
         if let Some(note) = &confirmation.cache_note {
             eprintln!("warning: compile cache: {note}");
@@ -157,16 +186,26 @@ impl Opts {
             let (kind, detail) = match confirmation.failure {
                 Some(Failure::TimedOut) => (
                     ProblemKind::TimedOut,
-                    format!("timed out instantiating `{}` after {} s ({message})", report.file, s.time_limit),
+                    format!(
+                        "timed out instantiating `{}` after {} s ({message})",
+                        report.file, s.time_limit
+                    ),
                 ),
                 Some(Failure::Compile) => (ProblemKind::CompileFailed, message),
                 Some(Failure::MemoryLimit) => (
                     ProblemKind::MemoryLimit,
-                    format!("a memory grew past the limit of {} MiB while instantiating ({message})", s.memory_limit),
+                    format!(
+                        "a memory grew past the limit of {} MiB while instantiating ({message})",
+                        s.memory_limit
+                    ),
                 ),
                 _ => (ProblemKind::InstantiateFailed, message),
             };
-            report.problems.push(Problem { kind, name: report.file.clone(), detail });
+            report.problems.push(Problem {
+                kind,
+                name: report.file.clone(),
+                detail,
+            });
         }
         report.confirmation = Some(confirmation);
         Ok(())

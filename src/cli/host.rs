@@ -11,8 +11,10 @@ use worldfit::platform::containerd_string;
 
 /// Show the host's worlds and the platform features it advertises
 #[derive(Args)]
-#[command(after_help = "Examples:\n  worldfit host\n  worldfit host --wit wit/ --world my-host --json\n  worldfit host --format containerd\n\n\
-Exit status:\n  0  the host was described\n  2  the WIT could not be read or a world was not found")]
+#[command(
+    after_help = "Examples:\n  worldfit host\n  worldfit host --wit wit/ --world my-host --json\n  worldfit host --format containerd\n\n\
+Exit status:\n  0  the host was described\n  2  the WIT could not be read or a world was not found"
+)]
 pub struct Opts {
     #[command(flatten)]
     host: HostOpts,
@@ -54,7 +56,9 @@ struct World {
 }
 
 fn report(host: &Host, builtin: bool) -> Report {
-    let names = |items: &[(ItemName, wit_parser::WorldKey)]| items.iter().map(|(n, _)| n.to_string()).collect::<Vec<_>>();
+    let names = |items: &[(ItemName, wit_parser::WorldKey)]| {
+        items.iter().map(|(n, _)| n.to_string()).collect::<Vec<_>>()
+    };
     let worlds = host
         .worlds
         .iter()
@@ -64,7 +68,10 @@ fn report(host: &Host, builtin: bool) -> Report {
             let mut supports: Vec<String> = host
                 .known_worlds()
                 .iter()
-                .filter_map(|k| host.satisfies(w, k).map(|v| k.name.with_version(v).to_string()))
+                .filter_map(|k| {
+                    host.satisfies(w, k)
+                        .map(|v| k.name.with_version(v).to_string())
+                })
                 .collect();
             supports.sort();
             supports.dedup();
@@ -96,7 +103,11 @@ impl Opts {
             Format::Containerd => {
                 let mut text = String::new();
                 for os in &report.os {
-                    let features: &[String] = if *os == "wasip1" { &[] } else { &report.features };
+                    let features: &[String] = if *os == "wasip1" {
+                        &[]
+                    } else {
+                        &report.features
+                    };
                     text.push_str(&containerd_string(os, "wasm", features));
                     text.push('\n');
                 }
@@ -104,17 +115,40 @@ impl Opts {
             }
             Format::Text => {
                 let kind = if report.builtin { " (built in)" } else { "" };
-                let mut text = format!("host {}{kind}: runs {}\n", report.name, report.os.join(", "));
+                let mut text = format!(
+                    "host {}{kind}: runs {}\n",
+                    report.name,
+                    report.os.join(", ")
+                );
                 let mut rows = Vec::new();
                 for w in &report.worlds {
-                    rows.push(vec![w.name.clone(), format!("drives {}", if w.drives.is_empty() { "nothing".into() } else { w.drives.join(", ") })]);
+                    rows.push(vec![
+                        w.name.clone(),
+                        format!(
+                            "drives {}",
+                            if w.drives.is_empty() {
+                                "nothing".into()
+                            } else {
+                                w.drives.join(", ")
+                            }
+                        ),
+                    ]);
                     if !w.supports.is_empty() {
-                        rows.push(vec![String::new(), format!("supports {}", w.supports.join(", "))]);
+                        rows.push(vec![
+                            String::new(),
+                            format!("supports {}", w.supports.join(", ")),
+                        ]);
                     }
-                    rows.push(vec![String::new(), format!("provides {} interfaces", w.provides.len())]);
+                    rows.push(vec![
+                        String::new(),
+                        format!("provides {} interfaces", w.provides.len()),
+                    ]);
                 }
                 if report.wasip1 {
-                    rows.push(vec!["wasip1".into(), "runs core modules importing wasi_snapshot_preview1, drives _start".into()]);
+                    rows.push(vec![
+                        "wasip1".into(),
+                        "runs core modules importing wasi_snapshot_preview1, drives _start".into(),
+                    ]);
                 }
                 text.push_str(&table(&rows, "  "));
                 text.push_str(&format!(

@@ -6,16 +6,18 @@ use anyhow::Result;
 use clap::Args;
 use serde::Serialize;
 use std::path::PathBuf;
+use wit_parser::WorldItem;
 use worldfit::component::{Component, CoreModule, ItemName, Wasm};
 use worldfit::host::standard_worlds;
 use worldfit::platform::{Platform, containerd_string, os_of, platform, targets};
 use worldfit::types::{render_function, render_type};
-use wit_parser::WorldItem;
 
 /// Show a component's imports, exports, target world(s) and OCI platform
 #[derive(Args)]
-#[command(after_help = "Examples:\n  worldfit inspect app.wasm\n  worldfit inspect app.wasm --json | jq '.platform'\n\n\
-Exit status:\n  0  the file was read\n  2  it is not a component or module (the error says why)")]
+#[command(
+    after_help = "Examples:\n  worldfit inspect app.wasm\n  worldfit inspect app.wasm --json | jq '.platform'\n\n\
+Exit status:\n  0  the file was read\n  2  it is not a component or module (the error says why)"
+)]
 pub struct Opts {
     /// The component or core module to inspect.
     file: PathBuf,
@@ -56,7 +58,10 @@ struct Function {
     ty: String,
 }
 
-fn component_items<'a>(c: &Component, items: impl Iterator<Item = (ItemName, &'a WorldItem)>) -> Vec<Item> {
+fn component_items<'a>(
+    c: &Component,
+    items: impl Iterator<Item = (ItemName, &'a WorldItem)>,
+) -> Vec<Item> {
     items
         .map(|(name, item)| match item {
             WorldItem::Interface { id, .. } => {
@@ -68,7 +73,10 @@ fn component_items<'a>(c: &Component, items: impl Iterator<Item = (ItemName, &'a
                     functions: iface
                         .functions
                         .iter()
-                        .map(|(n, f)| Function { name: n.clone(), ty: render_function(&c.resolve, f) })
+                        .map(|(n, f)| Function {
+                            name: n.clone(),
+                            ty: render_function(&c.resolve, f),
+                        })
                         .collect(),
                     types: iface.types.keys().cloned().collect(),
                 }
@@ -96,17 +104,33 @@ fn module_items(m: &CoreModule) -> (Vec<Item>, Vec<Item>) {
     for i in &m.imports {
         let f = Function {
             name: i.name.clone(),
-            ty: i.func.as_ref().map(ToString::to_string).unwrap_or_else(|| "(non-function)".into()),
+            ty: i
+                .func
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_else(|| "(non-function)".into()),
         };
         match imports.iter_mut().find(|it| it.name == i.module) {
             Some(it) => it.functions.push(f),
-            None => imports.push(Item { name: i.module.clone(), kind: "module", ty: None, functions: vec![f], types: vec![] }),
+            None => imports.push(Item {
+                name: i.module.clone(),
+                kind: "module",
+                ty: None,
+                functions: vec![f],
+                types: vec![],
+            }),
         }
     }
     let exports = m
         .exports
         .iter()
-        .map(|(n, s)| Item { name: n.clone(), kind: "function", ty: Some(s.to_string()), functions: vec![], types: vec![] })
+        .map(|(n, s)| Item {
+            name: n.clone(),
+            kind: "function",
+            ty: Some(s.to_string()),
+            functions: vec![],
+            types: vec![],
+        })
         .collect();
     (imports, exports)
 }
@@ -148,13 +172,30 @@ impl Opts {
         let none = || "(none)".to_string();
         let mut rows = vec![
             vec!["kind".into(), format!("{} ({})", report.kind, report.wasi)],
-            vec!["targets".into(), if report.targets.is_empty() { none() } else { report.targets.join(", ") }],
+            vec![
+                "targets".into(),
+                if report.targets.is_empty() {
+                    none()
+                } else {
+                    report.targets.join(", ")
+                },
+            ],
             vec!["platform".into(), format!("{}/{}", p.os, p.architecture)],
         ];
         for (i, f) in p.os_features.iter().enumerate() {
-            rows.push(vec![if i == 0 { "os.features".into() } else { String::new() }, f.clone()]);
+            rows.push(vec![
+                if i == 0 {
+                    "os.features".into()
+                } else {
+                    String::new()
+                },
+                f.clone(),
+            ]);
         }
-        rows.push(vec!["containerd".into(), containerd_string(&p.os, &p.architecture, &p.os_features)]);
+        rows.push(vec![
+            "containerd".into(),
+            containerd_string(&p.os, &p.architecture, &p.os_features),
+        ]);
         let mut list = |label: &str, items: &[Item]| {
             if items.is_empty() {
                 rows.push(vec![label.into(), none()]);
@@ -167,13 +208,20 @@ impl Opts {
                 };
                 let what = match &it.ty {
                     Some(t) => t.clone(),
-                    None => [count(it.functions.len(), "function"), count(it.types.len(), "type")]
-                        .into_iter()
-                        .flatten()
-                        .collect::<Vec<_>>()
-                        .join(", "),
+                    None => [
+                        count(it.functions.len(), "function"),
+                        count(it.types.len(), "type"),
+                    ]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+                    .join(", "),
                 };
-                rows.push(vec![if i == 0 { label.into() } else { String::new() }, it.name.clone(), what]);
+                rows.push(vec![
+                    if i == 0 { label.into() } else { String::new() },
+                    it.name.clone(),
+                    what,
+                ]);
             }
         };
         list("imports", &report.imports);

@@ -4,9 +4,9 @@ mod check;
 mod host;
 mod inspect;
 mod output;
-mod tag;
 #[cfg(feature = "wasmtime")]
 mod progress;
+mod tag;
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
@@ -70,11 +70,13 @@ impl HostOpts {
 
 /// Reads and decodes a wasm file, with errors that name it.
 pub fn read_wasm(path: &Path) -> Result<(Vec<u8>, Wasm)> {
-    let bytes = std::fs::read(path).with_context(|| format!("failed to read `{}`", path.display()))?;
+    let bytes =
+        std::fs::read(path).with_context(|| format!("failed to read `{}`", path.display()))?;
     let wasm = worldfit::component::decode(&bytes).map_err(|e| match e {
-        worldfit::component::DecodeError::Malformed(cause) => {
-            cause.context(format!("`{}` is not a valid WebAssembly component or module", path.display()))
-        }
+        worldfit::component::DecodeError::Malformed(cause) => cause.context(format!(
+            "`{}` is not a valid WebAssembly component or module",
+            path.display()
+        )),
         other => anyhow::anyhow!("`{}` {other}", path.display()),
     })?;
     Ok((bytes, wasm))

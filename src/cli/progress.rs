@@ -15,7 +15,10 @@ impl Progress {
     /// Starts the delayed spinner (a no-op when `enabled` is false or stderr isn't a terminal).
     pub fn start(message: String, enabled: bool) -> Progress {
         if !enabled || !std::io::stderr().is_terminal() {
-            return Progress { done: None, thread: None };
+            return Progress {
+                done: None,
+                thread: None,
+            };
         }
         let (tx, rx) = mpsc::channel::<()>();
         let thread = std::thread::spawn(move || {
@@ -27,7 +30,10 @@ impl Progress {
             let _ = rx.recv();
             bar.finish_and_clear();
         });
-        Progress { done: Some(tx), thread: Some(thread) }
+        Progress {
+            done: Some(tx),
+            thread: Some(thread),
+        }
     }
 }
 

@@ -13,12 +13,14 @@ use worldfit::oci::layout;
 
 /// Write components and modules into an OCI image layout under one tag
 #[derive(Args)]
-#[command(after_help = "Each input becomes a manifest in the CNCF Wasm OCI artifact layout, listed in the \
+#[command(
+    after_help = "Each input becomes a manifest in the CNCF Wasm OCI artifact layout, listed in the \
 tag's image index with its platform (os wasip1/wasip2/wasip3, os.features = the WIT worlds it needs). \
 An existing layout keeps its other tags and platforms; an entry for the same platform is replaced.\n\n\
 Examples:\n  worldfit tag app-p2.wasm app-p3.wasm --layout ./oci --tag 1.0\n  \
 SOURCE_DATE_EPOCH=0 worldfit tag app.wasm --layout ./oci --world-wit spin-wit/\n\n\
-Exit status:\n  0  the layout was written\n  2  an input or the layout could not be read or written (nothing was changed)")]
+Exit status:\n  0  the layout was written\n  2  an input or the layout could not be read or written (nothing was changed)"
+)]
 pub struct Opts {
     /// Components or core modules, one per platform.
     #[arg(required = true)]
@@ -50,7 +52,9 @@ fn known_worlds(extra: &[PathBuf]) -> Result<Vec<KnownWorld>> {
     let mut known = standard_worlds();
     for path in extra {
         let mut resolve = wit_parser::Resolve::default();
-        resolve.push_path(path).with_context(|| format!("failed to parse world WIT `{}`", path.display()))?;
+        resolve
+            .push_path(path)
+            .with_context(|| format!("failed to parse world WIT `{}`", path.display()))?;
         for (id, w) in resolve.worlds.iter() {
             if w.exports.is_empty() {
                 continue;
@@ -68,14 +72,24 @@ fn known_worlds(extra: &[PathBuf]) -> Result<Vec<KnownWorld>> {
 /// `SOURCE_DATE_EPOCH`, the reproducible-builds convention for `created`.
 fn source_date_epoch() -> Result<Option<u64>> {
     match std::env::var("SOURCE_DATE_EPOCH") {
-        Ok(v) => v.trim().parse().map(Some).with_context(|| format!("SOURCE_DATE_EPOCH `{v}` is not a number of seconds")),
+        Ok(v) => v
+            .trim()
+            .parse()
+            .map(Some)
+            .with_context(|| format!("SOURCE_DATE_EPOCH `{v}` is not a number of seconds")),
         Err(_) => Ok(None),
     }
 }
 
 impl Opts {
     pub fn run(self) -> Result<u8> {
-        if self.tag.is_empty() || self.tag.len() > 128 || !self.tag.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b)) {
+        if self.tag.is_empty()
+            || self.tag.len() > 128
+            || !self
+                .tag
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        {
             anyhow::bail!("invalid tag `{}` (up to 128 of [A-Za-z0-9._-])", self.tag);
         }
         let known = known_worlds(&self.world_wit)?;
@@ -85,31 +99,47 @@ impl Opts {
             let (bytes, wasm) = read_wasm(file)?;
             artifacts.push(build(bytes, &wasm, &known, created));
         }
-        let index = layout::tag(&self.layout, &self.tag, &artifacts)
-            .with_context(|| format!("failed to write layout `{}`; it is unchanged", self.layout.display()))?;
+        let index = layout::tag(&self.layout, &self.tag, &artifacts).with_context(|| {
+            format!(
+                "failed to write layout `{}`; it is unchanged",
+                self.layout.display()
+            )
+        })?;
         let layout = layout::Layout::new(&self.layout);
         let bytes = layout.read_blob(&index, layout::MAX_MANIFEST_BYTES)?;
         let entries = serde_json::from_slice::<layout::Index>(&bytes)?.manifests;
-        let report = Report { layout: self.layout.display().to_string(), tag: self.tag.clone(), digest: index.digest.clone(), entries };
+        let report = Report {
+            layout: self.layout.display().to_string(),
+            tag: self.tag.clone(),
+            digest: index.digest.clone(),
+            entries,
+        };
         if self.json {
             print_json(&report)?;
             return Ok(0);
         }
-        let mut text = format!("tagged `{}:{}` {}\n", report.layout, report.tag, report.digest);
+        let mut text = format!(
+            "tagged `{}:{}` {}\n",
+            report.layout, report.tag, report.digest
+        );
         let rows: Vec<Vec<String>> = report
             .entries
             .iter()
             .map(|e| {
                 let p = e.platform.as_ref();
                 vec![
-                    p.map(|p| format!("{}/{}", p.os, p.architecture)).unwrap_or_else(|| "(no platform)".into()),
+                    p.map(|p| format!("{}/{}", p.os, p.architecture))
+                        .unwrap_or_else(|| "(no platform)".into()),
                     e.digest.clone(),
                     p.map(|p| p.os_features.join(", ")).unwrap_or_default(),
                 ]
             })
             .collect();
         text.push_str(&table(&rows, "  "));
-        text.push_str(&format!("\ninspect it: skopeo inspect --raw oci:{}:{}\n", report.layout, report.tag));
+        text.push_str(&format!(
+            "\ninspect it: skopeo inspect --raw oci:{}:{}\n",
+            report.layout, report.tag
+        ));
         print(&text)?;
         Ok(0)
     }

@@ -139,7 +139,12 @@ pub fn rfc3339(secs: u64) -> String {
     let d = doy - (153 * mp + 2) / 5 + 1;
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = if m <= 2 { y + 1 } else { y };
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// Builds the artifact for one decoded binary.
@@ -171,7 +176,10 @@ pub fn build(bytes: Vec<u8>, wasm: &Wasm, known: &[KnownWorld], created: Option<
         layer_digests: vec![layer.descriptor.digest.clone()],
         component,
     };
-    let config = Blob::new(WASM_CONFIG_MEDIA_TYPE, serde_json::to_vec(&config).expect("config serializes"));
+    let config = Blob::new(
+        WASM_CONFIG_MEDIA_TYPE,
+        serde_json::to_vec(&config).expect("config serializes"),
+    );
     let manifest = Manifest {
         schema_version: 2,
         media_type: MANIFEST_MEDIA_TYPE.into(),
@@ -180,10 +188,18 @@ pub fn build(bytes: Vec<u8>, wasm: &Wasm, known: &[KnownWorld], created: Option<
         layers: vec![layer.descriptor.clone()],
         annotations: BTreeMap::new(),
     };
-    let manifest = Blob::new(MANIFEST_MEDIA_TYPE, serde_json::to_vec(&manifest).expect("manifest serializes"));
+    let manifest = Blob::new(
+        MANIFEST_MEDIA_TYPE,
+        serde_json::to_vec(&manifest).expect("manifest serializes"),
+    );
     let mut entry = manifest.descriptor.clone();
     entry.platform = Some(platform);
-    Artifact { layer, config, manifest, entry }
+    Artifact {
+        layer,
+        config,
+        manifest,
+        entry,
+    }
 }
 
 #[cfg(test)]

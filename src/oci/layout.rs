@@ -37,7 +37,12 @@ pub struct Index {
 
 impl Index {
     fn empty() -> Index {
-        Index { schema_version: 2, media_type: Some(INDEX_MEDIA_TYPE.into()), manifests: vec![], annotations: BTreeMap::new() }
+        Index {
+            schema_version: 2,
+            media_type: Some(INDEX_MEDIA_TYPE.into()),
+            manifests: vec![],
+            annotations: BTreeMap::new(),
+        }
     }
 }
 
@@ -53,7 +58,11 @@ pub fn blob_path(dir: &Path, digest: &str) -> Result<PathBuf> {
     let Some(hex) = digest.strip_prefix("sha256:") else {
         bail!("unsupported or malformed digest `{digest}` (expected sha256:<64 hex digits>)");
     };
-    if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+    if hex.len() != 64
+        || !hex
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
         bail!("malformed digest `{digest}` (expected sha256:<64 hex digits>)");
     }
     Ok(dir.join("blobs").join("sha256").join(hex))
@@ -74,19 +83,33 @@ impl Layout {
     pub fn read_blob(&self, d: &Descriptor, limit: u64) -> Result<Vec<u8>> {
         let path = blob_path(&self.dir, &d.digest)?;
         if d.size > limit {
-            bail!("blob `{}` declares {} bytes, over the limit of {limit}", d.digest, d.size);
+            bail!(
+                "blob `{}` declares {} bytes, over the limit of {limit}",
+                d.digest,
+                d.size
+            );
         }
-        let meta = std::fs::symlink_metadata(&path).with_context(|| format!("missing blob `{}`", d.digest))?;
+        let meta = std::fs::symlink_metadata(&path)
+            .with_context(|| format!("missing blob `{}`", d.digest))?;
         if !meta.file_type().is_file() {
             bail!("blob `{}` is not a regular file", d.digest);
         }
         if meta.len() != d.size {
-            bail!("blob `{}` has {} bytes, its descriptor says {}", d.digest, meta.len(), d.size);
+            bail!(
+                "blob `{}` has {} bytes, its descriptor says {}",
+                d.digest,
+                meta.len(),
+                d.size
+            );
         }
-        let bytes = std::fs::read(&path).with_context(|| format!("failed to read blob `{}`", d.digest))?;
+        let bytes =
+            std::fs::read(&path).with_context(|| format!("failed to read blob `{}`", d.digest))?;
         let actual = format!("sha256:{}", crate::cache::sha256_hex(&bytes));
         if actual != d.digest {
-            bail!("blob `{}` does not match its digest (it hashes to `{actual}`)", d.digest);
+            bail!(
+                "blob `{}` does not match its digest (it hashes to `{actual}`)",
+                d.digest
+            );
         }
         Ok(bytes)
     }
@@ -94,12 +117,22 @@ impl Layout {
     /// Reads `index.json`.
     pub fn read_index(&self) -> Result<Index> {
         let path = self.dir.join("index.json");
-        let meta = std::fs::metadata(&path).with_context(|| format!("`{}` is not an OCI layout (no index.json)", self.dir.display()))?;
+        let meta = std::fs::metadata(&path).with_context(|| {
+            format!(
+                "`{}` is not an OCI layout (no index.json)",
+                self.dir.display()
+            )
+        })?;
         if meta.len() > MAX_MANIFEST_BYTES {
-            bail!("`{}` is over the limit of {MAX_MANIFEST_BYTES} bytes", path.display());
+            bail!(
+                "`{}` is over the limit of {MAX_MANIFEST_BYTES} bytes",
+                path.display()
+            );
         }
-        let bytes = std::fs::read(&path).with_context(|| format!("failed to read `{}`", path.display()))?;
-        serde_json::from_slice(&bytes).with_context(|| format!("`{}` is not a valid OCI index", path.display()))
+        let bytes =
+            std::fs::read(&path).with_context(|| format!("failed to read `{}`", path.display()))?;
+        serde_json::from_slice(&bytes)
+            .with_context(|| format!("`{}` is not a valid OCI index", path.display()))
     }
 
     /// Writes a blob unless an identical one is there.
@@ -119,7 +152,8 @@ impl Layout {
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().expect("layout paths have a parent");
-    std::fs::create_dir_all(dir).with_context(|| format!("failed to create `{}`", dir.display()))?;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("failed to create `{}`", dir.display()))?;
     let name = path.file_name().expect("a file name").to_string_lossy();
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let result = std::fs::write(&tmp, bytes)
@@ -136,7 +170,12 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
 /// wasip2 component replaces the old wasip2 entry even if its features moved.
 fn same_slot(a: &Descriptor, b: &Descriptor) -> bool {
     match (&a.platform, &b.platform) {
-        (Some(x), Some(y)) => x.architecture == y.architecture && x.os == y.os && x.variant == y.variant && x.os_version == y.os_version,
+        (Some(x), Some(y)) => {
+            x.architecture == y.architecture
+                && x.os == y.os
+                && x.variant == y.variant
+                && x.os_version == y.os_version
+        }
         _ => false,
     }
 }
@@ -149,28 +188,51 @@ pub fn tag(dir: &Path, tag: &str, artifacts: &[Artifact]) -> Result<Descriptor> 
     for (i, a) in artifacts.iter().enumerate() {
         if artifacts[..i].iter().any(|b| same_slot(&a.entry, &b.entry)) {
             let p = a.entry.platform.as_ref().expect("entries have platforms");
-            bail!("two inputs are for the same platform `{}/{}`; an index holds one build per platform", p.os, p.architecture);
+            bail!(
+                "two inputs are for the same platform `{}/{}`; an index holds one build per platform",
+                p.os,
+                p.architecture
+            );
         }
     }
     if dir.exists() {
         return tag_into(&Layout::new(dir), tag, artifacts, true);
     }
     // A new layout is built beside its destination and renamed into place.
-    let parent = dir.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = dir.file_name().context("the layout path has no name")?.to_string_lossy();
+    let parent = dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = dir
+        .file_name()
+        .context("the layout path has no name")?
+        .to_string_lossy();
     let staging = parent.join(format!(".{name}.{}.partial", std::process::id()));
-    let result = tag_into(&Layout::new(&staging), tag, artifacts, false)
-        .and_then(|d| std::fs::rename(&staging, dir).map(|()| d).with_context(|| format!("failed to create `{}`", dir.display())));
+    let result = tag_into(&Layout::new(&staging), tag, artifacts, false).and_then(|d| {
+        std::fs::rename(&staging, dir)
+            .map(|()| d)
+            .with_context(|| format!("failed to create `{}`", dir.display()))
+    });
     if result.is_err() {
         let _ = std::fs::remove_dir_all(&staging);
     }
     result
 }
 
-fn tag_into(layout: &Layout, tag: &str, artifacts: &[Artifact], existing: bool) -> Result<Descriptor> {
+fn tag_into(
+    layout: &Layout,
+    tag: &str,
+    artifacts: &[Artifact],
+    existing: bool,
+) -> Result<Descriptor> {
     let mut top = if existing {
         let marker = layout.dir().join("oci-layout");
-        let text = std::fs::read_to_string(&marker).with_context(|| format!("`{}` exists but is not an OCI layout (no oci-layout file)", layout.dir().display()))?;
+        let text = std::fs::read_to_string(&marker).with_context(|| {
+            format!(
+                "`{}` exists but is not an OCI layout (no oci-layout file)",
+                layout.dir().display()
+            )
+        })?;
         if !text.contains("imageLayoutVersion") {
             bail!("`{}` is not a valid oci-layout file", marker.display());
         }
@@ -180,14 +242,23 @@ fn tag_into(layout: &Layout, tag: &str, artifacts: &[Artifact], existing: bool) 
     };
     // The entries already under this tag: an index's entries, or one manifest.
     let mut entries: Vec<Descriptor> = Vec::new();
-    if let Some(old) = top.manifests.iter().find(|d| d.annotations.get(REF_NAME).map(String::as_str) == Some(tag)) {
+    if let Some(old) = top
+        .manifests
+        .iter()
+        .find(|d| d.annotations.get(REF_NAME).map(String::as_str) == Some(tag))
+    {
         match old.media_type.as_str() {
             INDEX_MEDIA_TYPE => {
                 let bytes = layout.read_blob(old, MAX_MANIFEST_BYTES)?;
-                let index: Index = serde_json::from_slice(&bytes).with_context(|| format!("index `{}` of tag `{tag}` is not valid JSON", old.digest))?;
+                let index: Index = serde_json::from_slice(&bytes).with_context(|| {
+                    format!("index `{}` of tag `{tag}` is not valid JSON", old.digest)
+                })?;
                 entries = index.manifests;
             }
-            MANIFEST_MEDIA_TYPE if old.platform.is_some() => entries.push(Descriptor { annotations: BTreeMap::new(), ..old.clone() }),
+            MANIFEST_MEDIA_TYPE if old.platform.is_some() => entries.push(Descriptor {
+                annotations: BTreeMap::new(),
+                ..old.clone()
+            }),
             _ => {}
         }
     }
@@ -197,7 +268,10 @@ fn tag_into(layout: &Layout, tag: &str, artifacts: &[Artifact], existing: bool) 
             None => entries.push(a.entry.clone()),
         }
     }
-    let index = Index { manifests: entries, ..Index::empty() };
+    let index = Index {
+        manifests: entries,
+        ..Index::empty()
+    };
     let index_blob = Blob::new(INDEX_MEDIA_TYPE, serde_json::to_vec(&index)?);
     // Blobs first, index.json last.
     for a in artifacts {
@@ -207,13 +281,18 @@ fn tag_into(layout: &Layout, tag: &str, artifacts: &[Artifact], existing: bool) 
     }
     layout.write_blob(&index_blob)?;
     if !existing {
-        write_atomically(&layout.dir().join("oci-layout"), br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+        write_atomically(
+            &layout.dir().join("oci-layout"),
+            br#"{"imageLayoutVersion":"1.0.0"}"#,
+        )?;
     }
     let mut descriptor = index_blob.descriptor.clone();
     descriptor.annotations.insert(REF_NAME.into(), tag.into());
-    top.manifests.retain(|d| d.annotations.get(REF_NAME).map(String::as_str) != Some(tag));
+    top.manifests
+        .retain(|d| d.annotations.get(REF_NAME).map(String::as_str) != Some(tag));
     top.manifests.push(descriptor.clone());
-    top.media_type.get_or_insert_with(|| INDEX_MEDIA_TYPE.into());
+    top.media_type
+        .get_or_insert_with(|| INDEX_MEDIA_TYPE.into());
     layout.write_index(&top)?;
     Ok(descriptor)
 }

@@ -79,12 +79,23 @@ impl Synth {
 /// functions get the async-callback ABI.
 pub fn component_for(resolve: &Resolve, world: WorldId) -> Vec<u8> {
     let w = &resolve.worlds[world];
-    let is_async = w.imports.values().chain(w.exports.values()).any(|item| match item {
-        wit_parser::WorldItem::Interface { id, .. } => resolve.interfaces[*id].functions.values().any(|f| f.kind.is_async()),
-        wit_parser::WorldItem::Function(f) => f.kind.is_async(),
-        _ => false,
-    });
-    let abi = if is_async { LiftLowerAbi::AsyncCallback } else { LiftLowerAbi::Sync };
+    let is_async = w
+        .imports
+        .values()
+        .chain(w.exports.values())
+        .any(|item| match item {
+            wit_parser::WorldItem::Interface { id, .. } => resolve.interfaces[*id]
+                .functions
+                .values()
+                .any(|f| f.kind.is_async()),
+            wit_parser::WorldItem::Function(f) => f.kind.is_async(),
+            _ => false,
+        });
+    let abi = if is_async {
+        LiftLowerAbi::AsyncCallback
+    } else {
+        LiftLowerAbi::Sync
+    };
     let mut module = dummy_module(resolve, world, ManglingAndAbi::Legacy(abi));
     embed_component_metadata(&mut module, resolve, world, StringEncoding::UTF8).unwrap();
     ComponentEncoder::default()
@@ -116,10 +127,16 @@ pub fn worldfit_command() -> Command {
 
 /// Runs the `worldfit` binary.
 pub fn worldfit(args: &[&str]) -> Output {
-    worldfit_command().args(args).output().expect("worldfit runs")
+    worldfit_command()
+        .args(args)
+        .output()
+        .expect("worldfit runs")
 }
 
 /// Runs `worldfit` with path arguments.
 pub fn worldfit_os(args: &[&std::ffi::OsStr]) -> Output {
-    worldfit_command().args(args).output().expect("worldfit runs")
+    worldfit_command()
+        .args(args)
+        .output()
+        .expect("worldfit runs")
 }
