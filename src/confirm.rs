@@ -531,12 +531,6 @@ impl Embedded {
             ),
         }
     }
-
-    /// Compiles with the default Cranelift configuration, as a plain
-    /// `Component::new` would: the baseline the benchmarks compare against.
-    pub fn cranelift_engine(&self) -> &Engine {
-        &self.cranelift.engine
-    }
 }
 
 /// wasmtime's error chain, joined on one line.

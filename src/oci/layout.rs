@@ -233,8 +233,14 @@ fn tag_into(
                 layout.dir().display()
             )
         })?;
-        if !text.contains("imageLayoutVersion") {
-            bail!("`{}` is not a valid oci-layout file", marker.display());
+        let version = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v.get("imageLayoutVersion")?.as_str().map(String::from));
+        if version.as_deref() != Some("1.0.0") {
+            bail!(
+                "`{}` is not an oci-layout file of version 1.0.0",
+                marker.display()
+            );
         }
         layout.read_index()?
     } else {
