@@ -564,6 +564,18 @@ fn bad_hosts_are_exit_2() {
     // A WIT path that doesn't exist.
     let out = worldfit(&["host", "--wit", "/no/such/dir", "--world", "w"]);
     assert_error(&out, "`/no/such/dir` does not exist");
+    // A time limit that can't be is an error even when types would fail first.
+    let out = worldfit(&[
+        "check",
+        path(&hello),
+        "--wit",
+        path(&wit),
+        "--world",
+        "wasip2-http",
+        "--time-limit",
+        "0",
+    ]);
+    assert_error(&out, "--time-limit must be more than 0");
     // `--wit` without `--world` is a usage error (clap's exit 2).
     let out = worldfit(&["host", "--wit", path(&wit)]);
     assert_eq!(out.status.code(), Some(2));

@@ -67,6 +67,11 @@ struct Report {
 
 impl Opts {
     pub fn run(self) -> Result<u8> {
+        // A bad flag is an error whatever the verdict would have been.
+        let t = self.sandbox.time_limit;
+        if !(t.is_finite() && t > 0.0 && t <= 3600.0) {
+            anyhow::bail!("--time-limit must be more than 0 and at most 3600 seconds, not {t}");
+        }
         let host = self.host.host()?;
         let (bytes, wasm) = read_wasm(&self.file)?;
         let verdict = check(&wasm, &host);
@@ -144,12 +149,6 @@ impl Opts {
         use worldfit::confirm::{ConfirmOptions, Failure, Limits};
         use worldfit::verdict::ProblemKind;
         let s = &self.sandbox;
-        if !(s.time_limit.is_finite() && s.time_limit > 0.0 && s.time_limit <= 3600.0) {
-            anyhow::bail!(
-                "--time-limit must be between 0 and 3600 seconds, not {}",
-                s.time_limit
-            );
-        }
         let cache = if s.no_cache {
             None
         } else {
