@@ -304,6 +304,22 @@ pub enum ItemName {
     Plain(String),
 }
 
+impl ItemName {
+    /// Whether this names a WASI 0.3 interface (`wasi:*@0.3.*`), which needs
+    /// a host with component-model async.
+    pub fn is_wasi_p3(&self) -> bool {
+        match self {
+            ItemName::Interface(n) => {
+                n.namespace == "wasi"
+                    && n.version
+                        .as_ref()
+                        .is_some_and(|v| v.major == 0 && v.minor == 3)
+            }
+            ItemName::Plain(_) => false,
+        }
+    }
+}
+
 impl fmt::Display for ItemName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -347,15 +363,10 @@ impl Component {
     /// or exports, or an interface on a 0.3 WASI track.
     pub fn uses_async(&self) -> bool {
         let world = &self.resolve.worlds[self.world];
-        let names_03 = self.imports().chain(self.exports()).any(|(n, _)| match n {
-            ItemName::Interface(n) => {
-                n.namespace == "wasi"
-                    && n.version
-                        .as_ref()
-                        .is_some_and(|v| v.major == 0 && v.minor == 3)
-            }
-            ItemName::Plain(_) => false,
-        });
+        let names_03 = self
+            .imports()
+            .chain(self.exports())
+            .any(|(n, _)| n.is_wasi_p3());
         let funcs = world
             .imports
             .values()

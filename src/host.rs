@@ -300,15 +300,7 @@ impl Host {
             .provides
             .iter()
             .chain(&world.drives)
-            .any(|(n, _)| match n {
-                ItemName::Interface(n) => {
-                    n.namespace == "wasi"
-                        && n.version
-                            .as_ref()
-                            .is_some_and(|v| v.major == 0 && v.minor == 3)
-                }
-                ItemName::Plain(_) => false,
-            })
+            .any(|(n, _)| n.is_wasi_p3())
     }
 
     /// The WIT names this host advertises as platform features: its worlds'
