@@ -10,29 +10,12 @@
 
 mod common;
 
-use common::{Synth, fixture, root, wat_module};
+use common::{SYNTH_CASES, Synth, fixture, root, wat_module};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use worldfit::component::decode;
 use worldfit::host::Host;
 use worldfit::verdict::check;
-
-/// The synthesized cases of `fixtures/synth/cases.wit`.
-const CASES: &[&str] = &[
-    "cli-020",
-    "proxy-020",
-    "cli-newer-patch",
-    "cli-newer-function",
-    "cli-changed-type",
-    "cli-prerelease",
-    "cli-old-track",
-    "cli-with-kv",
-    "library",
-    "cli-p3",
-    "service-p3",
-    "mixed-p2-p3",
-    "cli-http-client",
-];
 
 fn wasm_tools() -> PathBuf {
     let out = Command::new("wasm-tools").arg("--version").output().unwrap_or_else(|e| {
@@ -75,7 +58,7 @@ fn worldfit_agrees_with_wasm_tools_targets() {
     let tool = wasm_tools();
     let synth = Synth::new();
     let mut files: Vec<PathBuf> = vec![fixture("hello-cli.wasm"), fixture("http-handler.wasm")];
-    files.extend(CASES.iter().map(|c| synth.component_file(c)));
+    files.extend(SYNTH_CASES.iter().map(|c| synth.component_file(c)));
     for wat in ["wasip1-hello.wat", "wasip1-bad.wat"] {
         let path = synth.dir.path().join(wat.replace(".wat", ".wasm"));
         std::fs::write(&path, wat_module(wat)).unwrap();

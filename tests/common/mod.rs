@@ -29,6 +29,23 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// Every world of `fixtures/synth/cases.wit`, in file order.
+pub const SYNTH_CASES: &[&str] = &[
+    "cli-020",
+    "proxy-020",
+    "cli-newer-patch",
+    "cli-newer-function",
+    "cli-changed-type",
+    "cli-prerelease",
+    "cli-old-track",
+    "cli-with-kv",
+    "library",
+    "cli-p3",
+    "service-p3",
+    "mixed-p2-p3",
+    "cli-http-client",
+];
+
 /// Assembles the WIT directory the synthesized cases are written against:
 /// `fixtures/synth/cases.wit` with `deps/` = `wit/deps` (WASI 0.2.12, 0.3.0)
 /// + `tests/wit/wasi-0.2.0/deps` + `fixtures/synth/deps`.
