@@ -370,6 +370,17 @@ impl Host {
         Some(version)
     }
 
+    /// The embedded runtime, for the built-in host only; a runtime that failed
+    /// to start is reported as a failed confirmation.
+    #[cfg(feature = "wasmtime")]
+    fn embedded(
+        &self,
+    ) -> Option<Result<&'static crate::confirm::Embedded, crate::confirm::Confirmation>> {
+        use crate::confirm::{Confirmation, Embedded, Failure};
+        self.builtin
+            .then(|| Embedded::get().map_err(|m| Confirmation::failed(Failure::Instantiate, m)))
+    }
+
     /// Confirms by linking and instantiating in the embedded wasmtime, for the
     /// built-in host; `None` for WIT-defined hosts, whose confirmation is the
     /// type-level verdict.
@@ -379,14 +390,9 @@ impl Host {
         bytes: &[u8],
         options: &crate::confirm::ConfirmOptions,
     ) -> Option<crate::confirm::Confirmation> {
-        if !self.builtin {
-            return None;
-        }
-        Some(match crate::confirm::Embedded::get() {
+        Some(match self.embedded()? {
             Ok(embedded) => embedded.confirm(bytes, options),
-            Err(message) => {
-                crate::confirm::Confirmation::failed(crate::confirm::Failure::Instantiate, message)
-            }
+            Err(failed) => failed,
         })
     }
 
@@ -398,14 +404,9 @@ impl Host {
         bytes: &[u8],
         options: &crate::confirm::ConfirmOptions,
     ) -> Option<crate::confirm::Confirmation> {
-        if !self.builtin {
-            return None;
-        }
-        Some(match crate::confirm::Embedded::get() {
+        Some(match self.embedded()? {
             Ok(embedded) => embedded.confirm_async(bytes, options).await,
-            Err(message) => {
-                crate::confirm::Confirmation::failed(crate::confirm::Failure::Instantiate, message)
-            }
+            Err(failed) => failed,
         })
     }
 

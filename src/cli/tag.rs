@@ -99,15 +99,14 @@ impl Opts {
             let (bytes, wasm) = read_wasm(file)?;
             artifacts.push(build(bytes, &wasm, &known, created));
         }
-        let index = layout::tag(&self.layout, &self.tag, &artifacts).with_context(|| {
-            format!(
-                "failed to write layout `{}`; it is unchanged",
-                self.layout.display()
-            )
-        })?;
-        let layout = layout::Layout::new(&self.layout);
-        let bytes = layout.read_blob(&index, layout::MAX_MANIFEST_BYTES)?;
-        let entries = serde_json::from_slice::<layout::Index>(&bytes)?.manifests;
+        let (index, written) =
+            layout::tag(&self.layout, &self.tag, &artifacts).with_context(|| {
+                format!(
+                    "failed to write layout `{}`; it is unchanged",
+                    self.layout.display()
+                )
+            })?;
+        let entries = written.manifests;
         let report = Report {
             layout: self.layout.display().to_string(),
             tag: self.tag.clone(),

@@ -183,8 +183,9 @@ fn same_slot(a: &Descriptor, b: &Descriptor) -> bool {
 /// Writes builds into the layout under `tag`: one manifest each, gathered in
 /// an image index that `index.json` names by `org.opencontainers.image.ref.name`.
 /// Other tags, and other platforms already under this tag, are kept; an entry
-/// for the same platform is replaced. Returns the image index's descriptor.
-pub fn tag(dir: &Path, tag: &str, artifacts: &[Artifact]) -> Result<Descriptor> {
+/// for the same platform is replaced. Returns the image index's descriptor
+/// and the index itself.
+pub fn tag(dir: &Path, tag: &str, artifacts: &[Artifact]) -> Result<(Descriptor, Index)> {
     for (i, a) in artifacts.iter().enumerate() {
         if artifacts[..i].iter().any(|b| same_slot(&a.entry, &b.entry)) {
             let p = a.entry.platform.as_ref().expect("entries have platforms");
@@ -224,7 +225,7 @@ fn tag_into(
     tag: &str,
     artifacts: &[Artifact],
     existing: bool,
-) -> Result<Descriptor> {
+) -> Result<(Descriptor, Index)> {
     let mut top = if existing {
         let marker = layout.dir().join("oci-layout");
         let text = std::fs::read_to_string(&marker).with_context(|| {
@@ -300,5 +301,5 @@ fn tag_into(
     top.media_type
         .get_or_insert_with(|| INDEX_MEDIA_TYPE.into());
     layout.write_index(&top)?;
-    Ok(descriptor)
+    Ok((descriptor, index))
 }
