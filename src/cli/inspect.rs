@@ -12,15 +12,23 @@ use worldfit::host::standard_worlds;
 use worldfit::platform::{Platform, containerd_string, os_of, platform, targets};
 use worldfit::types::{render_function, render_type};
 
-/// Show a component's imports, exports, target world(s) and OCI platform
+/// Show a component's imports, exports, target world(s) and OCI platform, or an image's entries
 #[derive(Args)]
 #[command(
-    after_help = "Examples:\n  worldfit inspect app.wasm\n  worldfit inspect app.wasm --json | jq '.platform'\n\n\
-Exit status:\n  0  the file was read\n  2  it is not a component or module (the error says why)"
+    after_help = "SOURCE is a component or module file, an OCI layout (DIR, DIR:TAG, DIR@sha256:...) \
+or a registry reference (HOST[:PORT]/REPO[:TAG|@DIGEST]); for an image, each entry's platform and \
+target world are shown, read from the index, else the wasm config, else the layer.\n\n\
+Examples:\n  worldfit inspect app.wasm\n  worldfit inspect app.wasm --json | jq '.platform'\n  \
+worldfit inspect ./oci:1.0\n  worldfit inspect ghcr.io/me/app:1.0\n\n\
+Exit status:\n  0  the file or image was read\n  2  it could not be read (the error says why)"
 )]
 pub struct Opts {
-    /// The component or core module to inspect.
+    /// The component or core module file, OCI layout, or registry reference to inspect.
+    #[arg(value_name = "SOURCE")]
     file: PathBuf,
+    #[cfg(feature = "registry")]
+    #[command(flatten)]
+    registry: super::remote::RegistryFlags,
     /// Print machine-readable JSON (documented in README.md).
     #[arg(long)]
     json: bool,
@@ -137,6 +145,18 @@ fn module_items(m: &CoreModule) -> (Vec<Item>, Vec<Item>) {
 
 impl Opts {
     pub fn run(self) -> Result<u8> {
+        if !self.file.is_file() {
+            let text = self.file.to_string_lossy().into_owned();
+            #[cfg(feature = "registry")]
+            let source = self.registry.source(&text);
+            #[cfg(not(feature = "registry"))]
+            let source = worldfit::oci::source::Source::parse_layout(&text)?.ok_or_else(|| {
+                anyhow::anyhow!("`{text}` is neither a file nor an OCI layout directory")
+            });
+            if self.file.exists() || source.is_ok() {
+                return super::image::inspect(&source?, self.json);
+            }
+        }
         let (_, wasm) = read_wasm(&self.file)?;
         let known = standard_worlds();
         let platform = platform(&wasm, &known);

@@ -2,10 +2,17 @@
 
 mod check;
 mod host;
+mod image;
 mod inspect;
 mod output;
 #[cfg(feature = "wasmtime")]
 mod progress;
+#[cfg(feature = "registry")]
+mod pull;
+#[cfg(feature = "registry")]
+mod push;
+#[cfg(feature = "registry")]
+mod remote;
 mod tag;
 
 use anyhow::{Context, Result};
@@ -28,6 +35,10 @@ enum Command {
     Host(host::Opts),
     Check(check::Opts),
     Tag(tag::Opts),
+    #[cfg(feature = "registry")]
+    Push(push::Opts),
+    #[cfg(feature = "registry")]
+    Pull(pull::Opts),
 }
 
 /// Runs the command line; returns the exit code.
@@ -38,6 +49,10 @@ pub fn run() -> Result<u8> {
         Command::Host(o) => o.run(),
         Command::Check(o) => o.run(),
         Command::Tag(o) => o.run(),
+        #[cfg(feature = "registry")]
+        Command::Push(o) => o.run(),
+        #[cfg(feature = "registry")]
+        Command::Pull(o) => o.run(),
     }
 }
 

@@ -81,17 +81,23 @@ fn source_date_epoch() -> Result<Option<u64>> {
     }
 }
 
+/// Checks a tag against the distribution grammar's simple form (what
+/// registries and `org.opencontainers.image.ref.name` both accept).
+pub fn check_tag(tag: &str) -> Result<()> {
+    if tag.is_empty()
+        || tag.len() > 128
+        || !tag
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+    {
+        anyhow::bail!("invalid tag `{tag}` (up to 128 of [A-Za-z0-9._-])");
+    }
+    Ok(())
+}
+
 impl Opts {
     pub fn run(self) -> Result<u8> {
-        if self.tag.is_empty()
-            || self.tag.len() > 128
-            || !self
-                .tag
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
-        {
-            anyhow::bail!("invalid tag `{}` (up to 128 of [A-Za-z0-9._-])", self.tag);
-        }
+        check_tag(&self.tag)?;
         let known = known_worlds(&self.world_wit)?;
         let created = source_date_epoch()?;
         let mut artifacts = Vec::new();

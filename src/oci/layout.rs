@@ -55,6 +55,13 @@ pub struct Layout {
 /// The path a digest names inside a layout, refusing anything that isn't
 /// `sha256:` + 64 lowercase hex digits.
 pub fn blob_path(dir: &Path, digest: &str) -> Result<PathBuf> {
+    let hex = check_digest(digest)?;
+    Ok(dir.join("blobs").join("sha256").join(hex))
+}
+
+/// Checks that a digest is `sha256:` + 64 lowercase hex digits (so it can
+/// never name a path) and returns the hex part.
+pub fn check_digest(digest: &str) -> Result<&str> {
     let Some(hex) = digest.strip_prefix("sha256:") else {
         bail!("unsupported or malformed digest `{digest}` (expected sha256:<64 hex digits>)");
     };
@@ -65,7 +72,7 @@ pub fn blob_path(dir: &Path, digest: &str) -> Result<PathBuf> {
     {
         bail!("malformed digest `{digest}` (expected sha256:<64 hex digits>)");
     }
-    Ok(dir.join("blobs").join("sha256").join(hex))
+    Ok(hex)
 }
 
 impl Layout {
@@ -180,6 +187,61 @@ fn same_slot(a: &Descriptor, b: &Descriptor) -> bool {
     }
 }
 
+/// Checks that `oci-layout` marks `layout` as an OCI layout of version 1.0.0.
+fn check_marker(layout: &Layout) -> Result<()> {
+    let marker = layout.dir().join("oci-layout");
+    let text = std::fs::read_to_string(&marker).with_context(|| {
+        format!(
+            "`{}` exists but is not an OCI layout (no oci-layout file)",
+            layout.dir().display()
+        )
+    })?;
+    let version = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| v.get("imageLayoutVersion")?.as_str().map(String::from));
+    if version.as_deref() != Some("1.0.0") {
+        bail!(
+            "`{}` is not an oci-layout file of version 1.0.0",
+            marker.display()
+        );
+    }
+    Ok(())
+}
+
+/// Opens an existing layout for reading: `oci-layout` and `index.json` must be valid.
+pub fn open(dir: &Path) -> Result<(Layout, Index)> {
+    let layout = Layout::new(dir);
+    check_marker(&layout)?;
+    let index = layout.read_index()?;
+    Ok((layout, index))
+}
+
+/// The entries already under `tag` in a layout: an index's entries, or one
+/// manifest that has a platform.
+fn entries_under(layout: &Layout, top: &Index, tag: &str) -> Result<Vec<Descriptor>> {
+    let Some(old) = top
+        .manifests
+        .iter()
+        .find(|d| d.annotations.get(REF_NAME).map(String::as_str) == Some(tag))
+    else {
+        return Ok(vec![]);
+    };
+    Ok(match old.media_type.as_str() {
+        INDEX_MEDIA_TYPE => {
+            let bytes = layout.read_blob(old, MAX_MANIFEST_BYTES)?;
+            let index: Index = serde_json::from_slice(&bytes).with_context(|| {
+                format!("index `{}` of tag `{tag}` is not valid JSON", old.digest)
+            })?;
+            index.manifests
+        }
+        MANIFEST_MEDIA_TYPE if old.platform.is_some() => vec![Descriptor {
+            annotations: BTreeMap::new(),
+            ..old.clone()
+        }],
+        _ => vec![],
+    })
+}
+
 /// Writes builds into the layout under `tag`: one manifest each, gathered in
 /// an image index that `index.json` names by `org.opencontainers.image.ref.name`.
 /// Other tags, and other platforms already under this tag, are kept; an entry
@@ -196,79 +258,12 @@ pub fn tag(dir: &Path, tag: &str, artifacts: &[Artifact]) -> Result<(Descriptor,
             );
         }
     }
-    if dir.exists() {
-        return tag_into(&Layout::new(dir), tag, artifacts, true);
-    }
-    // A new layout is built beside its destination and renamed into place.
-    let parent = dir
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = dir
-        .file_name()
-        .context("the layout path has no name")?
-        .to_string_lossy();
-    let staging = parent.join(format!(".{name}.{}.partial", std::process::id()));
-    let result = tag_into(&Layout::new(&staging), tag, artifacts, false).and_then(|d| {
-        std::fs::rename(&staging, dir)
-            .map(|()| d)
-            .with_context(|| format!("failed to create `{}`", dir.display()))
-    });
-    if result.is_err() {
-        let _ = std::fs::remove_dir_all(&staging);
-    }
-    result
-}
-
-fn tag_into(
-    layout: &Layout,
-    tag: &str,
-    artifacts: &[Artifact],
-    existing: bool,
-) -> Result<(Descriptor, Index)> {
-    let mut top = if existing {
-        let marker = layout.dir().join("oci-layout");
-        let text = std::fs::read_to_string(&marker).with_context(|| {
-            format!(
-                "`{}` exists but is not an OCI layout (no oci-layout file)",
-                layout.dir().display()
-            )
-        })?;
-        let version = serde_json::from_str::<serde_json::Value>(&text)
-            .ok()
-            .and_then(|v| v.get("imageLayoutVersion")?.as_str().map(String::from));
-        if version.as_deref() != Some("1.0.0") {
-            bail!(
-                "`{}` is not an oci-layout file of version 1.0.0",
-                marker.display()
-            );
-        }
-        layout.read_index()?
+    let mut entries = if dir.exists() {
+        let (layout, top) = open(dir)?;
+        entries_under(&layout, &top, tag)?
     } else {
-        Index::empty()
+        vec![]
     };
-    // The entries already under this tag: an index's entries, or one manifest.
-    let mut entries: Vec<Descriptor> = Vec::new();
-    if let Some(old) = top
-        .manifests
-        .iter()
-        .find(|d| d.annotations.get(REF_NAME).map(String::as_str) == Some(tag))
-    {
-        match old.media_type.as_str() {
-            INDEX_MEDIA_TYPE => {
-                let bytes = layout.read_blob(old, MAX_MANIFEST_BYTES)?;
-                let index: Index = serde_json::from_slice(&bytes).with_context(|| {
-                    format!("index `{}` of tag `{tag}` is not valid JSON", old.digest)
-                })?;
-                entries = index.manifests;
-            }
-            MANIFEST_MEDIA_TYPE if old.platform.is_some() => entries.push(Descriptor {
-                annotations: BTreeMap::new(),
-                ..old.clone()
-            }),
-            _ => {}
-        }
-    }
     for a in artifacts {
         match entries.iter().position(|e| same_slot(e, &a.entry)) {
             Some(i) => entries[i] = a.entry.clone(),
@@ -280,20 +275,69 @@ fn tag_into(
         ..Index::empty()
     };
     let index_blob = Blob::new(INDEX_MEDIA_TYPE, serde_json::to_vec(&index)?);
-    // Blobs first, index.json last.
+    let mut blobs = Vec::new();
     for a in artifacts {
-        layout.write_blob(&a.layer)?;
-        layout.write_blob(&a.config)?;
-        layout.write_blob(&a.manifest)?;
+        blobs.extend([&a.layer, &a.config, &a.manifest]);
     }
-    layout.write_blob(&index_blob)?;
+    blobs.push(&index_blob);
+    let descriptor = write_tagged(dir, tag, &blobs, &index_blob.descriptor)?;
+    Ok((descriptor, index))
+}
+
+/// Writes blobs into the layout at `dir` (creating it if missing) and names
+/// `root` (one of them, a manifest or index) `tag` in `index.json`,
+/// replacing what the tag named before and keeping every other entry.
+/// Blobs go first and `index.json` last, each atomically; a new layout is
+/// built beside `dir` and renamed into place, so a failure leaves nothing.
+/// Returns `root`'s descriptor as `index.json` lists it.
+pub fn write_tagged(dir: &Path, tag: &str, blobs: &[&Blob], root: &Descriptor) -> Result<Descriptor> {
+    if dir.exists() {
+        let (layout, top) = open(dir)?;
+        return write_into(&layout, Some(top), tag, blobs, root);
+    }
+    let parent = dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = dir
+        .file_name()
+        .context("the layout path has no name")?
+        .to_string_lossy();
+    let staging = parent.join(format!(".{name}.{}.partial", std::process::id()));
+    let result = write_into(&Layout::new(&staging), None, tag, blobs, root).and_then(|d| {
+        std::fs::rename(&staging, dir)
+            .map(|()| d)
+            .with_context(|| format!("failed to create `{}`", dir.display()))
+    });
+    if result.is_err() {
+        let _ = std::fs::remove_dir_all(&staging);
+    }
+    result
+}
+
+fn write_into(
+    layout: &Layout,
+    top: Option<Index>,
+    tag: &str,
+    blobs: &[&Blob],
+    root: &Descriptor,
+) -> Result<Descriptor> {
+    let existing = top.is_some();
+    let mut top = top.unwrap_or_else(Index::empty);
+    for blob in blobs {
+        layout.write_blob(blob)?;
+    }
     if !existing {
         write_atomically(
             &layout.dir().join("oci-layout"),
             br#"{"imageLayoutVersion":"1.0.0"}"#,
         )?;
     }
-    let mut descriptor = index_blob.descriptor.clone();
+    let mut descriptor = Descriptor {
+        platform: None,
+        annotations: BTreeMap::new(),
+        ..root.clone()
+    };
     descriptor.annotations.insert(REF_NAME.into(), tag.into());
     top.manifests
         .retain(|d| d.annotations.get(REF_NAME).map(String::as_str) != Some(tag));
@@ -301,5 +345,5 @@ fn tag_into(
     top.media_type
         .get_or_insert_with(|| INDEX_MEDIA_TYPE.into());
     layout.write_index(&top)?;
-    Ok((descriptor, index))
+    Ok(descriptor)
 }

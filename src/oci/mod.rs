@@ -2,7 +2,13 @@
 //! config, and image layouts on disk.
 
 pub mod artifact;
+pub mod image;
 pub mod layout;
+#[cfg(feature = "registry")]
+pub mod registry;
+pub mod source;
+#[cfg(feature = "registry")]
+pub mod transfer;
 
 /// `application/vnd.oci.image.index.v1+json`
 pub const INDEX_MEDIA_TYPE: &str = "application/vnd.oci.image.index.v1+json";

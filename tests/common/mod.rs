@@ -1,6 +1,8 @@
 //! Shared test helpers: fixture paths, synthesized components, running the CLI.
 #![allow(dead_code)]
 
+pub mod registry;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use wit_component::{ComponentEncoder, StringEncoding, dummy_module, embed_component_metadata};

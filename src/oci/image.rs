@@ -1,0 +1,206 @@
+//! The entries of an image, as a host would choose among them: each
+//! manifest of an index (nested indexes followed), or the one manifest a
+//! reference names, with the platform it declares and, for wasm builds, the
+//! target world.
+//!
+//! Other tools don't write `os.features` (wkg pushes a bare manifest; most
+//! indexes carry only os/architecture), so a wasm entry's platform is taken
+//! from the first place that has it: the index, else the CNCF wasm config's
+//! `component.target`, else the layer itself, decoded.
+
+use super::artifact::{Descriptor, Manifest, WasmConfig};
+use super::layout::{Index, MAX_MANIFEST_BYTES};
+use super::source::{MAX_BLOB_BYTES, MAX_INDEX_DEPTH, Source, is_image_manifest, is_index};
+use super::{WASM_CONFIG_MEDIA_TYPE, WASM_LAYER_MEDIA_TYPE};
+use crate::host::KnownWorld;
+use crate::platform::{Platform, platform, targets};
+use anyhow::{Context, Result, bail};
+use serde::Serialize;
+
+/// Where an entry's platform came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Declared {
+    /// The index entry's `platform`, with `os.features`.
+    Index,
+    /// The CNCF wasm config (`os`, `component.target`).
+    Config,
+    /// The wasm layer, decoded.
+    Layer,
+    /// Nowhere: not a wasm build (or it has no platform at all).
+    None,
+}
+
+/// One entry of an image.
+#[derive(Debug, Clone, Serialize)]
+pub struct Entry {
+    /// The manifest's descriptor (its platform as the index gives it).
+    pub descriptor: Descriptor,
+    /// Whether the manifest is a wasm build (a wasm config or layer).
+    pub wasm: bool,
+    /// The platform: the index's, or worked out from the config or layer.
+    pub platform: Option<Platform>,
+    /// The target world, for components.
+    pub target: Option<String>,
+    /// Where `platform` came from.
+    pub declared: Declared,
+}
+
+/// The manifests of an index (following nested indexes), each with the
+/// platform its nearest index gives it; or the root itself when it is a
+/// manifest.
+pub async fn manifests(
+    source: &Source,
+    root: &Descriptor,
+    root_bytes: &[u8],
+) -> Result<Vec<Descriptor>> {
+    if is_image_manifest(&root.media_type) {
+        return Ok(vec![root.clone()]);
+    }
+    if !is_index(&root.media_type) {
+        bail!(
+            "`{}` is a `{}`, not an image index or manifest",
+            root.digest,
+            root.media_type
+        );
+    }
+    let mut out = Vec::new();
+    let mut stack = vec![(0usize, parse_index(root, root_bytes)?.manifests.into_iter())];
+    while let Some((depth, mut rest)) = stack.pop() {
+        let Some(d) = rest.next() else { continue };
+        stack.push((depth, rest));
+        if is_index(&d.media_type) {
+            if depth + 1 >= MAX_INDEX_DEPTH {
+                bail!(
+                    "index `{}` nests deeper than {MAX_INDEX_DEPTH} levels",
+                    d.digest
+                );
+            }
+            let bytes = source.fetch(&d, MAX_MANIFEST_BYTES, &mut |_| {}).await?;
+            stack.push((depth + 1, parse_index(&d, &bytes)?.manifests.into_iter()));
+        } else {
+            out.push(d);
+        }
+    }
+    Ok(out)
+}
+
+fn parse_index(d: &Descriptor, bytes: &[u8]) -> Result<Index> {
+    serde_json::from_slice(bytes)
+        .with_context(|| format!("index `{}` is not a valid OCI image index", d.digest))
+}
+
+/// Describes each entry of an image, reading a manifest and config only
+/// where the index doesn't say, and a layer only where the config doesn't.
+pub async fn entries(
+    source: &Source,
+    root: &Descriptor,
+    root_bytes: &[u8],
+    known: &[KnownWorld],
+) -> Result<Vec<Entry>> {
+    let mut out = Vec::new();
+    for d in manifests(source, root, root_bytes).await? {
+        out.push(describe(source, d, known).await?);
+    }
+    Ok(out)
+}
+
+async fn describe(source: &Source, d: Descriptor, known: &[KnownWorld]) -> Result<Entry> {
+    let declared_wasm = d
+        .platform
+        .as_ref()
+        .is_some_and(|p| p.architecture == "wasm" || p.os.starts_with("wasip"));
+    let declared_other = d.platform.is_some() && !declared_wasm;
+    if declared_other || !is_image_manifest(&d.media_type) {
+        return Ok(Entry {
+            platform: d.platform.clone(),
+            descriptor: d,
+            wasm: false,
+            target: None,
+            declared: Declared::None,
+        });
+    }
+    let bytes = source.fetch(&d, MAX_MANIFEST_BYTES, &mut |_| {}).await?;
+    let manifest: Manifest = serde_json::from_slice(&bytes)
+        .with_context(|| format!("manifest `{}` is not a valid OCI manifest", d.digest))?;
+    let layer = manifest
+        .layers
+        .iter()
+        .find(|l| l.media_type == WASM_LAYER_MEDIA_TYPE);
+    let config = if manifest.config.media_type == WASM_CONFIG_MEDIA_TYPE {
+        let bytes = source
+            .fetch(&manifest.config, MAX_MANIFEST_BYTES, &mut |_| {})
+            .await?;
+        Some(
+            serde_json::from_slice::<WasmConfig>(&bytes).with_context(|| {
+                format!("config `{}` is not a valid wasm config", manifest.config.digest)
+            })?,
+        )
+    } else {
+        None
+    };
+    if config.is_none() && layer.is_none() {
+        return Ok(Entry {
+            platform: d.platform.clone(),
+            descriptor: d,
+            wasm: false,
+            target: None,
+            declared: Declared::None,
+        });
+    }
+    let config_target = config
+        .as_ref()
+        .and_then(|c| c.component.as_ref()?.target.clone());
+    // Our encoding: features for components; a wasip1 module needs none.
+    if let Some(p) = d
+        .platform
+        .clone()
+        .filter(|p| !p.os_features.is_empty() || p.os == "wasip1")
+    {
+        return Ok(Entry {
+            target: config_target,
+            platform: Some(p),
+            descriptor: d,
+            wasm: true,
+            declared: Declared::Index,
+        });
+    }
+    if let (Some(c), Some(target)) = (&config, &config_target) {
+        return Ok(Entry {
+            platform: Some(Platform {
+                architecture: c.architecture.clone(),
+                os: c.os.clone(),
+                os_version: None,
+                os_features: vec![target.clone()],
+                variant: None,
+            }),
+            target: config_target,
+            descriptor: d,
+            wasm: true,
+            declared: Declared::Config,
+        });
+    }
+    let Some(layer) = layer else {
+        return Ok(Entry {
+            platform: d.platform.clone(),
+            descriptor: d,
+            wasm: true,
+            target: None,
+            declared: Declared::None,
+        });
+    };
+    let bytes = source.fetch(layer, MAX_BLOB_BYTES, &mut |_| {}).await?;
+    let wasm = crate::component::decode(&bytes)
+        .map_err(|e| anyhow::anyhow!("layer `{}` of `{}`: {e}", layer.digest, d.digest))?;
+    let target = match &wasm {
+        crate::component::Wasm::Component(c) => targets(c, known).0.first().map(ToString::to_string),
+        crate::component::Wasm::Module(_) => None,
+    };
+    Ok(Entry {
+        platform: Some(platform(&wasm, known)),
+        target,
+        descriptor: d,
+        wasm: true,
+        declared: Declared::Layer,
+    })
+}

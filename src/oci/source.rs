@@ -1,0 +1,343 @@
+//! Where an image comes from: a local OCI layout or a registry, named the
+//! way skopeo and docker name them, and read the same way (every byte
+//! checked against its descriptor before anyone looks at it).
+
+use super::artifact::{Blob, Descriptor, Manifest};
+use super::layout::{self, Index, Layout, MAX_MANIFEST_BYTES};
+#[cfg(feature = "registry")]
+use super::registry::{self, Registry, RegistryOptions};
+use super::{INDEX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE, REF_NAME};
+use anyhow::{Context, Result, bail};
+use std::path::{Path, PathBuf};
+
+/// The largest layer or config read (1 GiB): beyond any real component,
+/// small enough that a lying descriptor can't exhaust memory.
+pub const MAX_BLOB_BYTES: u64 = 1 << 30;
+
+/// How deep indexes may nest (an index of indexes of ...) before reading stops.
+pub const MAX_INDEX_DEPTH: usize = 4;
+
+/// Which image in a layout: by tag (`org.opencontainers.image.ref.name`) or digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Selector {
+    /// The layout's only entry, else `latest`.
+    Default,
+    /// An entry named by `org.opencontainers.image.ref.name`.
+    Tag(String),
+    /// An entry, or any manifest or index blob, by digest.
+    Digest(String),
+}
+
+/// An image source.
+pub enum Source {
+    /// A local OCI image layout.
+    Layout {
+        /// The layout.
+        layout: Layout,
+        /// Which image in it.
+        selector: Selector,
+    },
+    /// A repository in a registry.
+    #[cfg(feature = "registry")]
+    Registry {
+        /// The repository.
+        registry: Registry,
+        /// The tag or digest.
+        reference: String,
+    },
+}
+
+/// Splits `DIR`, `DIR:TAG` or `DIR@sha256:...` when DIR is a directory.
+fn split_layout(text: &str) -> Option<(PathBuf, Selector)> {
+    if Path::new(text).is_dir() {
+        return Some((text.into(), Selector::Default));
+    }
+    if let Some((dir, digest)) = text.rsplit_once('@') {
+        if Path::new(dir).is_dir() {
+            return Some((dir.into(), Selector::Digest(digest.into())));
+        }
+    }
+    if let Some((dir, tag)) = text.rsplit_once(':') {
+        if !tag.contains('/') && Path::new(dir).is_dir() {
+            return Some((dir.into(), Selector::Tag(tag.into())));
+        }
+    }
+    None
+}
+
+impl Source {
+    /// Reads a source name: `oci:DIR[:TAG]`, `DIR`, `DIR:TAG`, `DIR@DIGEST`
+    /// (a local directory wins), or `[docker://]HOST[:PORT]/REPO[:TAG|@DIGEST]`.
+    #[cfg(feature = "registry")]
+    pub fn parse(text: &str, opts: &RegistryOptions) -> Result<Source> {
+        if let Some(s) = Self::parse_layout(text)? {
+            return Ok(s);
+        }
+        if registry::looks_like_registry(text) {
+            let reference = registry::parse_reference(text)?;
+            let tag_or_digest = reference
+                .digest()
+                .or(reference.tag())
+                .unwrap_or("latest")
+                .to_string();
+            return Ok(Source::Registry {
+                registry: Registry::open(&reference, opts.clone())?,
+                reference: tag_or_digest,
+            });
+        }
+        bail!(
+            "`{text}` is neither an OCI layout directory (DIR[:TAG]) nor a registry reference \
+             (HOST[:PORT]/REPO[:TAG])"
+        )
+    }
+
+    /// Reads a layout name (`oci:DIR[:TAG]`, `DIR`, `DIR:TAG`, `DIR@DIGEST`);
+    /// `None` when `text` names no local directory.
+    pub fn parse_layout(text: &str) -> Result<Option<Source>> {
+        let (explicit, rest) = match text.strip_prefix("oci:") {
+            Some(rest) => (true, rest),
+            None => (false, text),
+        };
+        match split_layout(rest) {
+            Some((dir, selector)) => Ok(Some(Source::Layout {
+                layout: Layout::new(dir),
+                selector,
+            })),
+            None if explicit => bail!("`{rest}` is not a directory"),
+            None => Ok(None),
+        }
+    }
+
+    /// A short name for messages.
+    pub fn name(&self) -> String {
+        match self {
+            Source::Layout { layout, selector } => {
+                let dir = layout.dir().display();
+                match selector {
+                    Selector::Default => format!("{dir}"),
+                    Selector::Tag(t) => format!("{dir}:{t}"),
+                    Selector::Digest(d) => format!("{dir}@{d}"),
+                }
+            }
+            #[cfg(feature = "registry")]
+            Source::Registry {
+                registry,
+                reference,
+            } => {
+                let sep = if reference.starts_with("sha256:") { '@' } else { ':' };
+                format!("{}{sep}{reference}", registry.repository())
+            }
+        }
+    }
+
+    /// The tag the source names, if any.
+    pub fn tag(&self) -> Option<&str> {
+        match self {
+            Source::Layout {
+                selector: Selector::Tag(t),
+                ..
+            } => Some(t),
+            Source::Layout { .. } => None,
+            #[cfg(feature = "registry")]
+            Source::Registry { reference, .. } => {
+                (!reference.starts_with("sha256:")).then_some(reference.as_str())
+            }
+        }
+    }
+
+    /// The image the source names: its descriptor and bytes (an index or a
+    /// manifest), verified.
+    pub async fn root(&self) -> Result<(Descriptor, Vec<u8>)> {
+        match self {
+            Source::Layout { layout, selector } => layout_root(layout, selector),
+            #[cfg(feature = "registry")]
+            Source::Registry {
+                registry,
+                reference,
+            } => registry.resolve(reference).await,
+        }
+    }
+
+    /// Reads what a descriptor names, verified against it, refusing more than `limit`.
+    pub async fn fetch(
+        &self,
+        d: &Descriptor,
+        limit: u64,
+        on_bytes: &mut dyn FnMut(u64),
+    ) -> Result<Vec<u8>> {
+        match self {
+            Source::Layout { layout, .. } => {
+                let bytes = layout.read_blob(d, limit)?;
+                on_bytes(bytes.len() as u64);
+                Ok(bytes)
+            }
+            #[cfg(feature = "registry")]
+            Source::Registry { registry, .. } => registry.fetch(d, limit, on_bytes).await,
+        }
+    }
+}
+
+fn layout_root(layout: &Layout, selector: &Selector) -> Result<(Descriptor, Vec<u8>)> {
+    let (layout, top) = layout::open(layout.dir())?;
+    let tags = || {
+        let names: Vec<&str> = top
+            .manifests
+            .iter()
+            .filter_map(|d| d.annotations.get(REF_NAME).map(String::as_str))
+            .collect();
+        if names.is_empty() {
+            "it has no tags".to_string()
+        } else {
+            format!("its tags: {}", names.join(", "))
+        }
+    };
+    let found = match selector {
+        Selector::Default if top.manifests.len() == 1 => top.manifests.first(),
+        Selector::Default => top
+            .manifests
+            .iter()
+            .find(|d| d.annotations.get(REF_NAME).map(String::as_str) == Some("latest")),
+        Selector::Tag(t) => top
+            .manifests
+            .iter()
+            .find(|d| d.annotations.get(REF_NAME) == Some(t)),
+        Selector::Digest(digest) => {
+            layout::check_digest(digest)?;
+            match top.manifests.iter().find(|d| &d.digest == digest) {
+                Some(d) => Some(d),
+                None => {
+                    // Any manifest or index blob in the layout, by digest.
+                    let path = layout::blob_path(layout.dir(), digest)?;
+                    let size = std::fs::symlink_metadata(&path)
+                        .with_context(|| format!("no blob `{digest}` in the layout"))?
+                        .len();
+                    let probe = Descriptor {
+                        media_type: String::new(),
+                        digest: digest.clone(),
+                        size,
+                        platform: None,
+                        annotations: Default::default(),
+                    };
+                    let bytes = layout.read_blob(&probe, MAX_MANIFEST_BYTES)?;
+                    let media_type = probe_media_type(&bytes)?;
+                    return Ok((
+                        Descriptor {
+                            media_type,
+                            ..probe
+                        },
+                        bytes,
+                    ));
+                }
+            }
+        }
+    };
+    let Some(d) = found else {
+        let what = match selector {
+            Selector::Default => "no tag `latest`, and more than one image".to_string(),
+            Selector::Tag(t) => format!("no tag `{t}`"),
+            Selector::Digest(d) => format!("no image `{d}`"),
+        };
+        bail!(
+            "layout `{}` has {what}; {}",
+            layout.dir().display(),
+            tags()
+        );
+    };
+    let bytes = layout.read_blob(d, MAX_MANIFEST_BYTES)?;
+    Ok((d.clone(), bytes))
+}
+
+/// A manifest's or index's media type from its JSON (`mediaType`, else
+/// guessed from `manifests`/`config`).
+pub fn probe_media_type(bytes: &[u8]) -> Result<String> {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Probe {
+        #[serde(default)]
+        media_type: Option<String>,
+        #[serde(default)]
+        manifests: Option<serde::de::IgnoredAny>,
+        #[serde(default)]
+        config: Option<serde::de::IgnoredAny>,
+    }
+    let probe: Probe = serde_json::from_slice(bytes).context("the manifest is not valid JSON")?;
+    Ok(match (probe.media_type, probe.manifests, probe.config) {
+        (Some(m), _, _) => m,
+        (None, Some(_), _) => INDEX_MEDIA_TYPE.into(),
+        (None, None, Some(_)) => MANIFEST_MEDIA_TYPE.into(),
+        (None, None, None) => bail!("the manifest has neither `manifests` nor `config`"),
+    })
+}
+
+/// Whether a media type is an index (OCI or Docker list).
+pub fn is_index(media_type: &str) -> bool {
+    media_type == INDEX_MEDIA_TYPE
+        || media_type == "application/vnd.docker.distribution.manifest.list.v2+json"
+}
+
+/// Whether a media type is an image manifest (OCI or Docker v2).
+pub fn is_image_manifest(media_type: &str) -> bool {
+    media_type == MANIFEST_MEDIA_TYPE
+        || media_type == "application/vnd.docker.distribution.manifest.v2+json"
+}
+
+/// Everything an image is made of, read and verified, in an order that can
+/// be written or pushed as is: each blob before anything that refers to it,
+/// the root last. `on_bytes` sees transfer progress.
+pub async fn collect(
+    source: &Source,
+    root: &Descriptor,
+    root_bytes: Vec<u8>,
+    on_bytes: &mut dyn FnMut(u64),
+) -> Result<Vec<Blob>> {
+    let mut out = Vec::new();
+    let mut stack = vec![(root.clone(), Some(root_bytes), 0usize, false)];
+    // Depth-first, children before parents: a node is pushed back after its
+    // children, marked as expanded.
+    while let Some((d, bytes, depth, expanded)) = stack.pop() {
+        let bytes = match bytes {
+            Some(b) => b,
+            None => {
+                let limit = if is_index(&d.media_type) || is_image_manifest(&d.media_type) {
+                    MAX_MANIFEST_BYTES
+                } else {
+                    MAX_BLOB_BYTES
+                };
+                source.fetch(&d, limit, on_bytes).await?
+            }
+        };
+        if expanded || !(is_index(&d.media_type) || is_image_manifest(&d.media_type)) {
+            if !out.iter().any(|b: &Blob| b.descriptor.digest == d.digest) {
+                out.push(Blob {
+                    descriptor: Descriptor {
+                        platform: None,
+                        annotations: Default::default(),
+                        ..d
+                    },
+                    bytes,
+                });
+            }
+            continue;
+        }
+        let children: Vec<Descriptor> = if is_index(&d.media_type) {
+            if depth >= MAX_INDEX_DEPTH {
+                bail!(
+                    "index `{}` nests deeper than {MAX_INDEX_DEPTH} levels",
+                    d.digest
+                );
+            }
+            let index: Index = serde_json::from_slice(&bytes)
+                .with_context(|| format!("index `{}` is not a valid OCI index", d.digest))?;
+            index.manifests
+        } else {
+            let m: Manifest = serde_json::from_slice(&bytes)
+                .with_context(|| format!("manifest `{}` is not a valid OCI manifest", d.digest))?;
+            std::iter::once(m.config).chain(m.layers).collect()
+        };
+        stack.push((d, Some(bytes), depth, true));
+        for child in children.into_iter().rev() {
+            stack.push((child, None, depth + 1, false));
+        }
+    }
+    Ok(out)
+}
