@@ -401,15 +401,14 @@ fn main() -> ExitCode {
         Mode::Bench => format!("{} warm-up + {} rotating runs", config.warmup, config.runs),
     };
     println!("tag bench: {plan} per measurement and component; MB = 10^6 bytes");
-    let wasmtime = if cfg!(feature = "wasmtime") {
-        "on"
-    } else {
-        "off"
+    // The features this bench was built with are the binary's, unless
+    // `$WORLDFIT_BIN` names another one.
+    let origin = match (std::env::var_os("WORLDFIT_BIN"), cfg!(feature = "wasmtime")) {
+        (Some(_), _) => "from $WORLDFIT_BIN",
+        (None, true) => "built with the wasmtime feature",
+        (None, false) => "built without the wasmtime feature",
     };
-    println!(
-        "  worldfit   {} (this build: wasmtime feature {wasmtime})",
-        worldfit.display()
-    );
+    println!("  worldfit   {} ({origin})", worldfit.display());
     println!("  sha256sum  {} ({sha_version})", sha256sum.display());
     println!("  cp         {}", cp.display());
     println!("  temp dirs  {}", root.display());

@@ -6,8 +6,8 @@ use anyhow::{Context, Result};
 use serde::Serialize;
 use worldfit::host::standard_worlds;
 use worldfit::oci::image::{Declared, Entry, entries};
-use worldfit::platform::Platform;
 use worldfit::oci::source::Source;
+use worldfit::platform::Platform;
 
 /// `inspect --json` of an image.
 #[derive(Serialize)]
@@ -109,7 +109,9 @@ pub fn inspect(source: &Source, json: bool) -> Result<u8> {
     }
     let mut text = format!("{} {}\n", report.source, report.digest);
     text.push_str(&table(&rows, "  "));
-    text.push_str("\nos.features of each entry: worldfit inspect SOURCE --json | jq '.entries[].platform'\n");
+    text.push_str(
+        "\nos.features of each entry: worldfit inspect SOURCE --json | jq '.entries[].platform'\n",
+    );
     print(&text)?;
     Ok(0)
 }

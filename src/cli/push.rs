@@ -49,15 +49,21 @@ impl Opts {
         let reference = parse_reference(&self.reference)?;
         let registry = Registry::open(&reference, self.registry.options()?)?;
         // `REPO` alone takes the layout's tag, as `docker push` would.
-        let explicit = self.reference.rsplit('/').next().is_some_and(|last| {
-            last.contains(':') || last.contains('@')
-        });
+        let explicit = self
+            .reference
+            .rsplit('/')
+            .next()
+            .is_some_and(|last| last.contains(':') || last.contains('@'));
         let target = match (reference.digest(), explicit, source.tag()) {
             (Some(d), _, _) => d.to_string(),
             (None, false, Some(t)) => t.to_string(),
             _ => reference.tag().unwrap_or("latest").to_string(),
         };
-        let sep = if target.starts_with("sha256:") { '@' } else { ':' };
+        let sep = if target.starts_with("sha256:") {
+            '@'
+        } else {
+            ':'
+        };
         let destination = format!("{}{sep}{target}", registry.repository());
         let mut bar = Bar::new("pushing", !self.json);
         let transfer = block_on(push(&source, &registry, &target, &mut bar))?
@@ -82,13 +88,20 @@ impl Opts {
             t.bytes,
             t.blobs_skipped,
             t.manifests,
-            if self.registry_is_plain() { " --tls-verify=false" } else { "" },
+            if self.registry_is_plain() {
+                " --tls-verify=false"
+            } else {
+                ""
+            },
             report.destination,
         ))?;
         Ok(0)
     }
 
     fn registry_is_plain(&self) -> bool {
-        self.registry.options().map(|o| o.plain_http).unwrap_or(false)
+        self.registry
+            .options()
+            .map(|o| o.plain_http)
+            .unwrap_or(false)
     }
 }

@@ -133,7 +133,10 @@ async fn describe(source: &Source, d: Descriptor, known: &[KnownWorld]) -> Resul
             .await?;
         Some(
             serde_json::from_slice::<WasmConfig>(&bytes).with_context(|| {
-                format!("config `{}` is not a valid wasm config", manifest.config.digest)
+                format!(
+                    "config `{}` is not a valid wasm config",
+                    manifest.config.digest
+                )
             })?,
         )
     } else {
@@ -193,7 +196,9 @@ async fn describe(source: &Source, d: Descriptor, known: &[KnownWorld]) -> Resul
     let wasm = crate::component::decode(&bytes)
         .map_err(|e| anyhow::anyhow!("layer `{}` of `{}`: {e}", layer.digest, d.digest))?;
     let target = match &wasm {
-        crate::component::Wasm::Component(c) => targets(c, known).0.first().map(ToString::to_string),
+        crate::component::Wasm::Component(c) => {
+            targets(c, known).0.first().map(ToString::to_string)
+        }
         crate::component::Wasm::Module(_) => None,
     };
     Ok(Entry {

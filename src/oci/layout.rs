@@ -290,7 +290,12 @@ pub fn tag(dir: &Path, tag: &str, artifacts: &[Artifact]) -> Result<(Descriptor,
 /// Blobs go first and `index.json` last, each atomically; a new layout is
 /// built beside `dir` and renamed into place, so a failure leaves nothing.
 /// Returns `root`'s descriptor as `index.json` lists it.
-pub fn write_tagged(dir: &Path, tag: &str, blobs: &[&Blob], root: &Descriptor) -> Result<Descriptor> {
+pub fn write_tagged(
+    dir: &Path,
+    tag: &str,
+    blobs: &[&Blob],
+    root: &Descriptor,
+) -> Result<Descriptor> {
     if dir.exists() {
         let (layout, top) = open(dir)?;
         return write_into(&layout, Some(top), tag, blobs, root);

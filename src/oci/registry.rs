@@ -26,7 +26,8 @@ use std::time::Duration;
 /// `docker push` and some registries' conversions).
 pub const DOCKER_MANIFEST_MEDIA_TYPE: &str = "application/vnd.docker.distribution.manifest.v2+json";
 /// Docker's manifest list, the ancestor of the OCI image index.
-pub const DOCKER_LIST_MEDIA_TYPE: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+pub const DOCKER_LIST_MEDIA_TYPE: &str =
+    "application/vnd.docker.distribution.manifest.list.v2+json";
 
 const ACCEPTED_MANIFESTS: &[&str] = &[
     INDEX_MEDIA_TYPE,
@@ -134,7 +135,8 @@ struct Failure {
     message: String,
 }
 
-fn classify(e: &OciDistributionError, host: &str, timeout: Duration) -> Failure {
+fn classify(e: &OciDistributionError, host: &str, opts: &RegistryOptions) -> Failure {
+    let timeout = opts.timeout;
     use OciDistributionError as O;
     let permanent = |message: String| Failure {
         transient: false,
@@ -175,31 +177,10 @@ fn classify(e: &OciDistributionError, host: &str, timeout: Duration) -> Failure 
                 permanent(format!("registry `{host}` refused the request: {text}"))
             }
         }
-        O::ServerError { code, message, .. } => {
-            let first = message.lines().next().unwrap_or_default().trim();
-            let detail = if first.is_empty() {
-                String::new()
-            } else {
-                format!(": {}", first.chars().take(200).collect::<String>())
-            };
-            let name = match code {
-                404 => "404 Not Found",
-                429 => "429 Too Many Requests",
-                500 => "500 Internal Server Error",
-                502 => "502 Bad Gateway",
-                503 => "503 Service Unavailable",
-                504 => "504 Gateway Timeout",
-                _ => "",
-            };
-            let status = if name.is_empty() {
-                format!("HTTP {code}")
-            } else {
-                name.to_string()
-            };
-            Failure {
-                transient: *code >= 500 || *code == 429,
-                message: format!("registry `{host}` answered {status}{detail}"),
-            }
+        O::ServerError { code, message, .. } => status_failure(*code, message, host),
+        O::RequestError(r) if r.status().is_some() => {
+            let code = r.status().map(|s| s.as_u16()).unwrap_or_default();
+            status_failure(code, "", host)
         }
         O::RequestError(r) if r.is_timeout() => Failure {
             transient: true,
@@ -208,10 +189,20 @@ fn classify(e: &OciDistributionError, host: &str, timeout: Duration) -> Failure 
                 timeout.as_secs_f64()
             ),
         },
-        O::RequestError(r) if r.is_connect() => Failure {
-            transient: true,
-            message: format!("cannot connect to registry `{host}`: {}", root_cause(r)),
-        },
+        O::RequestError(r) if r.is_connect() => {
+            let cause = root_cause(r);
+            // rustls reading an HTTP answer as a TLS record.
+            if !opts.plain_http && cause.contains("InvalidContentType") {
+                return permanent(format!(
+                    "registry `{host}` does not speak TLS; if it is a plain-HTTP registry, \
+                     pass --plain-http"
+                ));
+            }
+            Failure {
+                transient: true,
+                message: format!("cannot connect to registry `{host}`: {cause}"),
+            }
+        }
         O::RequestError(r) => Failure {
             transient: true,
             message: format!("request to registry `{host}` failed: {}", root_cause(r)),
@@ -221,6 +212,39 @@ fn classify(e: &OciDistributionError, host: &str, timeout: Duration) -> Failure 
             "registry `{host}`: {}",
             other.to_string().lines().next().unwrap_or_default()
         )),
+    }
+}
+
+/// A failure that is an HTTP status.
+fn status_failure(code: u16, body: &str, host: &str) -> Failure {
+    if code == 401 {
+        return Failure {
+            transient: false,
+            message: format!(
+                "registry `{host}` refused access (401 Unauthorized); log in with `docker login {host}` \
+                 or check the Docker config's credentials"
+            ),
+        };
+    }
+    let first = body.lines().next().unwrap_or_default().trim();
+    let detail = if first.is_empty() {
+        String::new()
+    } else {
+        format!(": {}", first.chars().take(200).collect::<String>())
+    };
+    let status = match code {
+        403 => "403 Forbidden".to_string(),
+        404 => "404 Not Found".to_string(),
+        429 => "429 Too Many Requests".to_string(),
+        500 => "500 Internal Server Error".to_string(),
+        502 => "502 Bad Gateway".to_string(),
+        503 => "503 Service Unavailable".to_string(),
+        504 => "504 Gateway Timeout".to_string(),
+        _ => format!("HTTP {code}"),
+    };
+    Failure {
+        transient: code >= 500 || code == 429,
+        message: format!("registry `{host}` answered {status}{detail}"),
     }
 }
 
@@ -304,6 +328,10 @@ impl Registry {
         F: FnMut() -> Fut,
         Fut: Future<Output = std::result::Result<T, OciDistributionError>>,
     {
+        // Every call (not only the ones that take credentials) must find them.
+        self.client
+            .store_auth_if_needed(self.repo.resolve_registry(), &self.auth)
+            .await;
         let attempts = self.opts.attempts.max(1);
         let mut pause = Duration::from_millis(200);
         for attempt in 1..=attempts {
@@ -311,7 +339,7 @@ impl Registry {
             match op().await {
                 Ok(v) => return Ok(v),
                 Err(e) => {
-                    let f = classify(&e, self.host(), self.opts.timeout);
+                    let f = classify(&e, self.host(), &self.opts);
                     if !f.transient || attempt == attempts {
                         let tries = if attempt > 1 {
                             format!(" (after {attempt} attempts)")
@@ -399,7 +427,11 @@ impl Registry {
             on_bytes(got.size);
             return Ok(bytes);
         }
-        let what = format!("cannot read blob `{}` from `{}`", d.digest, self.repository());
+        let what = format!(
+            "cannot read blob `{}` from `{}`",
+            d.digest,
+            self.repository()
+        );
         let r = self.at(&d.digest);
         let desc = d.digest.as_str();
         let mut stream = self
@@ -407,15 +439,18 @@ impl Registry {
             .await?;
         if let Some(n) = stream.content_length {
             if n != d.size {
-                bail!("{what}: the registry offers {n} bytes, the descriptor says {}", d.size);
+                bail!(
+                    "{what}: the registry offers {n} bytes, the descriptor says {}",
+                    d.size
+                );
             }
         }
         let mut bytes = Vec::with_capacity(d.size as usize);
         let mut hasher = Sha256::new();
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| {
-                let timed_out = e.to_string().contains("timed out")
-                    || root_cause(&e).contains("timed out");
+                let timed_out =
+                    e.to_string().contains("timed out") || root_cause(&e).contains("timed out");
                 if timed_out {
                     anyhow!(
                         "{what}: registry `{}` stalled: no data for {}s",
@@ -427,7 +462,10 @@ impl Registry {
                 }
             })?;
             if (bytes.len() + chunk.len()) as u64 > d.size {
-                bail!("{what}: the registry sent more than the descriptor's {} bytes", d.size);
+                bail!(
+                    "{what}: the registry sent more than the descriptor's {} bytes",
+                    d.size
+                );
             }
             hasher.update(&chunk);
             bytes.extend_from_slice(&chunk);
@@ -454,7 +492,10 @@ impl Registry {
     pub async fn has_blob(&self, digest: &str) -> Result<bool> {
         let r = self.at(digest);
         self.retry(
-            &format!("cannot check for blob `{digest}` in `{}`", self.repository()),
+            &format!(
+                "cannot check for blob `{digest}` in `{}`",
+                self.repository()
+            ),
             || self.client.blob_exists(&r, digest),
         )
         .await
@@ -465,7 +506,11 @@ impl Registry {
         let r = self.at(&d.digest);
         let data = bytes::Bytes::copy_from_slice(bytes);
         self.retry(
-            &format!("cannot upload blob `{}` to `{}`", d.digest, self.repository()),
+            &format!(
+                "cannot upload blob `{}` to `{}`",
+                d.digest,
+                self.repository()
+            ),
             || self.client.push_blob(&r, data.clone(), &d.digest),
         )
         .await?;
@@ -519,5 +564,4 @@ mod tests {
         assert!(!looks_like_registry("oci"));
         assert!(!looks_like_registry("build/oci:1.0"));
     }
-
 }

@@ -124,7 +124,11 @@ impl Source {
                 registry,
                 reference,
             } => {
-                let sep = if reference.starts_with("sha256:") { '@' } else { ':' };
+                let sep = if reference.starts_with("sha256:") {
+                    '@'
+                } else {
+                    ':'
+                };
                 format!("{}{sep}{reference}", registry.repository())
             }
         }
@@ -237,11 +241,7 @@ fn layout_root(layout: &Layout, selector: &Selector) -> Result<(Descriptor, Vec<
             Selector::Tag(t) => format!("no tag `{t}`"),
             Selector::Digest(d) => format!("no image `{d}`"),
         };
-        bail!(
-            "layout `{}` has {what}; {}",
-            layout.dir().display(),
-            tags()
-        );
+        bail!("layout `{}` has {what}; {}", layout.dir().display(), tags());
     };
     let bytes = layout.read_blob(d, MAX_MANIFEST_BYTES)?;
     Ok((d.clone(), bytes))

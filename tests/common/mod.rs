@@ -137,10 +137,12 @@ fn test_cache_home() -> &'static Path {
     DIR.get_or_init(|| tempfile::tempdir().unwrap()).path()
 }
 
-/// The `worldfit` binary, with the test cache.
+/// The `worldfit` binary, with the test cache and an empty Docker config
+/// (so no test reads the user's registry credentials).
 pub fn worldfit_command() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_worldfit"));
     cmd.env("XDG_CACHE_HOME", test_cache_home());
+    cmd.env("DOCKER_CONFIG", test_cache_home().join("docker-config"));
     cmd
 }
 
