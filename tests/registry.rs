@@ -41,10 +41,6 @@ fn fails(out: &Output) -> String {
     stderr
 }
 
-fn json(out: &Output) -> serde_json::Value {
-    serde_json::from_str(&ok(out)).unwrap()
-}
-
 /// A wasip1 module built from the WAT fixture.
 fn wasip1_module(dir: &Path) -> PathBuf {
     let bytes = wat::parse_file(fixture("wasip1-hello.wat")).unwrap();
@@ -89,6 +85,59 @@ fn files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     }
     out.sort();
     out
+}
+
+// The `--json` shapes of README.md, pinned: a field added or renamed there
+// without changing these fails the tests that parse them.
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct TransferJson {
+    source: String,
+    destination: Option<String>,
+    layout: Option<String>,
+    tag: Option<String>,
+    digest: String,
+    media_type: String,
+    blobs_transferred: u64,
+    blobs_skipped: u64,
+    manifests: u64,
+    bytes: u64,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct ImageJson {
+    source: String,
+    digest: String,
+    media_type: String,
+    entries: Vec<EntryJson>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct EntryJson {
+    digest: String,
+    media_type: String,
+    wasm: bool,
+    platform: Option<serde_json::Value>,
+    target: Option<String>,
+    declared: String,
+}
+
+/// Parses `--json` output of push/pull or of inspect of an image, checking its shape.
+fn json(out: &Output) -> serde_json::Value {
+    let text = ok(out);
+    let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+    if value.get("entries").is_some() {
+        serde_json::from_value::<ImageJson>(value.clone()).expect("the inspect JSON shape");
+    } else {
+        serde_json::from_value::<TransferJson>(value.clone()).expect("the push/pull JSON shape");
+    }
+    value
 }
 
 fn skopeo(args: &[&str]) -> Output {
@@ -477,4 +526,86 @@ fn wkg_and_worldfit_read_each_others_pushes() {
         out.to_str().unwrap(),
     ]));
     assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&hello).unwrap());
+}
+
+#[test]
+fn bad_layouts_push_nothing_and_are_left_untouched() {
+    let tmp = tempfile::tempdir().unwrap();
+    let layout = two_build_layout(tmp.path());
+    let registry = Registry::start();
+    let reference = format!("{}/app:1.0", registry.addr);
+    ok(&worldfit(&[
+        "push",
+        &format!("{}:1.0", layout.display()),
+        &reference,
+        "--plain-http",
+    ]));
+
+    // A layout with a tampered layer: push refuses before sending anything.
+    let tampered = tmp.path().join("tampered");
+    ok(&worldfit(&[
+        "pull",
+        &reference,
+        "--layout",
+        tampered.to_str().unwrap(),
+        "--plain-http",
+    ]));
+    let listed = json(&worldfit(&[
+        "inspect",
+        &format!("{}:1.0", tampered.display()),
+        "--json",
+    ]));
+    let manifest = listed["entries"][0]["digest"].as_str().unwrap().to_string();
+    let m: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(tampered.join("blobs/sha256").join(&manifest[7..])).unwrap(),
+    )
+    .unwrap();
+    let layer = m["layers"][0]["digest"].as_str().unwrap();
+    let layer_path = tampered.join("blobs/sha256").join(&layer[7..]);
+    let mut bytes = std::fs::read(&layer_path).unwrap();
+    bytes[100] ^= 1;
+    std::fs::write(&layer_path, bytes).unwrap();
+    let other = format!("{}/other:1.0", registry.addr);
+    let err = fails(&worldfit(&[
+        "push",
+        &format!("{}:1.0", tampered.display()),
+        &other,
+        "--plain-http",
+    ]));
+    assert!(err.contains("does not match its digest"), "{err}");
+    let (status, _, _) = registry.request("GET", "/v2/other/tags/list", &[]);
+    assert_eq!(status, 404, "nothing was pushed");
+
+    // A layout whose index.json is corrupt: pull refuses and leaves it as it was.
+    let corrupt = tmp.path().join("corrupt");
+    ok(&worldfit(&[
+        "pull",
+        &reference,
+        "--layout",
+        corrupt.to_str().unwrap(),
+        "--plain-http",
+    ]));
+    std::fs::write(corrupt.join("index.json"), b"{\"schemaVersion\":2,\"manif").unwrap();
+    let before = files(&corrupt);
+    let err = fails(&worldfit(&[
+        "pull",
+        &reference,
+        "--layout",
+        corrupt.to_str().unwrap(),
+        "--tag",
+        "two",
+        "--plain-http",
+    ]));
+    assert!(err.contains("index.json"), "{err}");
+    assert_eq!(files(&corrupt), before);
+
+    // Not a layout, not a registry name.
+    let err = fails(&worldfit(&["inspect", "no-such-thing:1.0"]));
+    assert!(err.contains("no-such-thing"), "{err}");
+    let err = fails(&worldfit(&[
+        "push",
+        tmp.path().join("nope").to_str().unwrap(),
+        &reference,
+    ]));
+    assert!(err.contains("not an OCI layout"), "{err}");
 }
