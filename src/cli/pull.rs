@@ -61,7 +61,7 @@ impl Opts {
             .unwrap_or_else(|| reference.tag().unwrap_or("latest").to_string());
         super::tag::check_tag(&tag)?;
         let source = Source::Registry {
-            registry: Registry::open(&reference, self.registry.options()?)?,
+            registry: Box::new(Registry::open(&reference, self.registry.options()?)?),
             reference: reference
                 .digest()
                 .or(reference.tag())

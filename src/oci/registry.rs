@@ -437,13 +437,11 @@ impl Registry {
         let mut stream = self
             .retry(&what, || self.client.pull_blob_stream(&r, &desc))
             .await?;
-        if let Some(n) = stream.content_length {
-            if n != d.size {
-                bail!(
-                    "{what}: the registry offers {n} bytes, the descriptor says {}",
-                    d.size
-                );
-            }
+        if let Some(n) = stream.content_length.filter(|&n| n != d.size) {
+            bail!(
+                "{what}: the registry offers {n} bytes, the descriptor says {}",
+                d.size
+            );
         }
         let mut bytes = Vec::with_capacity(d.size as usize);
         let mut hasher = Sha256::new();

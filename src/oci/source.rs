@@ -41,7 +41,7 @@ pub enum Source {
     #[cfg(feature = "registry")]
     Registry {
         /// The repository.
-        registry: Registry,
+        registry: Box<Registry>,
         /// The tag or digest.
         reference: String,
     },
@@ -52,15 +52,16 @@ fn split_layout(text: &str) -> Option<(PathBuf, Selector)> {
     if Path::new(text).is_dir() {
         return Some((text.into(), Selector::Default));
     }
-    if let Some((dir, digest)) = text.rsplit_once('@') {
-        if Path::new(dir).is_dir() {
-            return Some((dir.into(), Selector::Digest(digest.into())));
-        }
+    if let Some((dir, digest)) = text.rsplit_once('@')
+        && Path::new(dir).is_dir()
+    {
+        return Some((dir.into(), Selector::Digest(digest.into())));
     }
-    if let Some((dir, tag)) = text.rsplit_once(':') {
-        if !tag.contains('/') && Path::new(dir).is_dir() {
-            return Some((dir.into(), Selector::Tag(tag.into())));
-        }
+    if let Some((dir, tag)) = text.rsplit_once(':')
+        && !tag.contains('/')
+        && Path::new(dir).is_dir()
+    {
+        return Some((dir.into(), Selector::Tag(tag.into())));
     }
     None
 }
@@ -81,7 +82,7 @@ impl Source {
                 .unwrap_or("latest")
                 .to_string();
             return Ok(Source::Registry {
-                registry: Registry::open(&reference, opts.clone())?,
+                registry: Box::new(Registry::open(&reference, opts.clone())?),
                 reference: tag_or_digest,
             });
         }
