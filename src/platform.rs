@@ -63,11 +63,23 @@ fn covers(list: &[WitName], name: &WitName) -> bool {
 /// The known worlds a component targets, each at the highest version the
 /// component uses on its track, plus the imports none of them covers.
 pub fn targets(c: &Component, known: &[KnownWorld]) -> (Vec<WitName>, Vec<WitName>) {
-    let imports = interface_names(c.imports());
-    let exports = interface_names(c.exports());
+    targets_of(
+        &interface_names(c.imports()),
+        &interface_names(c.exports()),
+        known,
+    )
+}
+
+/// [`targets`] from interface names alone, as a CNCF wasm config lists them
+/// (`component.imports`/`exports`) for a build whose bytes aren't at hand.
+pub fn targets_of(
+    imports: &[WitName],
+    exports: &[WitName],
+    known: &[KnownWorld],
+) -> (Vec<WitName>, Vec<WitName>) {
     let mut candidates: Vec<&KnownWorld> = known
         .iter()
-        .filter(|k| !k.exports.is_empty() && k.exports.iter().all(|e| covers(&exports, e)))
+        .filter(|k| !k.exports.is_empty() && k.exports.iter().all(|e| covers(exports, e)))
         .collect();
     let mut chosen: Vec<&KnownWorld> = Vec::new();
     while !candidates.is_empty() {
@@ -103,12 +115,25 @@ pub fn targets(c: &Component, known: &[KnownWorld]) -> (Vec<WitName>, Vec<WitNam
         })
         .collect();
     let mut uncovered: Vec<WitName> = imports
-        .into_iter()
+        .iter()
         .filter(|i| !chosen.iter().any(|k| covers(&k.imports, i)))
+        .cloned()
         .collect();
     uncovered.sort();
     uncovered.dedup();
     (worlds, uncovered)
+}
+
+/// `os.features`: the target worlds, then the uncovered imports.
+pub fn features_of(worlds: &[WitName], uncovered: &[WitName]) -> Vec<String> {
+    let mut out: Vec<String> = worlds.iter().map(ToString::to_string).collect();
+    for u in uncovered {
+        let s = u.to_string();
+        if !out.contains(&s) {
+            out.push(s);
+        }
+    }
+    out
 }
 
 /// Computes the platform of a build, choosing target worlds from `known`.
@@ -117,14 +142,7 @@ pub fn platform(wasm: &Wasm, known: &[KnownWorld]) -> Platform {
         Wasm::Module(_) => Vec::new(),
         Wasm::Component(c) => {
             let (worlds, uncovered) = targets(c, known);
-            let mut out: Vec<String> = worlds.iter().map(ToString::to_string).collect();
-            for u in uncovered {
-                let s = u.to_string();
-                if !out.contains(&s) {
-                    out.push(s);
-                }
-            }
-            out
+            features_of(&worlds, &uncovered)
         }
     };
     Platform {
