@@ -458,7 +458,8 @@ fn wkg_and_worldfit_read_each_others_pushes() {
     let hello = fixture("hello-cli.wasm");
 
     // wkg pushes a bare manifest (no index, no os.features, no target):
-    // worldfit pulls it and inspect works the target out from the layer.
+    // worldfit pulls it and inspect works the target out from the config's
+    // imports and exports.
     let reference = format!("{}/wkg/hello:v1", registry.addr);
     ok(&wkg(&[
         "oci",
@@ -487,7 +488,7 @@ fn wkg_and_worldfit_read_each_others_pushes() {
         "--json",
     ]));
     let entry = &listed["entries"][0];
-    assert_eq!(entry["declared"], "layer", "{listed}");
+    assert_eq!(entry["declared"], "config", "{listed}");
     assert_eq!(entry["target"], "wasi:cli/command@0.2.6");
     assert_eq!(entry["platform"]["os"], "wasip2");
     let remote = json(&worldfit(&[

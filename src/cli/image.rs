@@ -68,7 +68,7 @@ pub fn inspect(source: &Source, json: bool) -> Result<u8> {
         let list = entries(source, &root, &bytes, &known).await?;
         anyhow::Ok((root, list))
     })?
-    .with_context(|| format!("cannot inspect `{}`", source.name()))?;
+    .with_context(|| format!("failed to read `{}`", source.name()))?;
     let report = Report {
         source: source.name(),
         digest: root.digest,

@@ -6,14 +6,15 @@
 //! Other tools don't write `os.features` (wkg pushes a bare manifest; most
 //! indexes carry only os/architecture), so a wasm entry's platform is taken
 //! from the first place that has it: the index, else the CNCF wasm config's
-//! `component.target`, else the layer itself, decoded.
+//! `os` and `component.imports`/`exports`, else the layer itself, decoded.
 
 use super::artifact::{Descriptor, Manifest, WasmConfig};
 use super::layout::{Index, MAX_MANIFEST_BYTES};
 use super::source::{MAX_BLOB_BYTES, MAX_INDEX_DEPTH, Source, is_image_manifest, is_index};
 use super::{WASM_CONFIG_MEDIA_TYPE, WASM_LAYER_MEDIA_TYPE};
 use crate::host::KnownWorld;
-use crate::platform::{Platform, platform, targets};
+use crate::platform::{Platform, features_of, platform, targets, targets_of};
+use crate::wit_name::WitName;
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
 
@@ -85,6 +86,37 @@ pub async fn manifests(
     Ok(out)
 }
 
+/// The platform a CNCF wasm config implies: its `os`, and features from
+/// `component.imports`/`exports` (names only; the layer has the types).
+/// `None` when the config doesn't say enough. Also the target world found.
+fn platform_from_config(
+    c: &WasmConfig,
+    known: &[KnownWorld],
+) -> Option<(Platform, Option<String>)> {
+    let mut target = None;
+    let os_features = match (&c.component, c.os.as_str()) {
+        (None, "wasip1") => vec![],
+        (None, _) => return None,
+        (Some(comp), _) => {
+            let names = |list: &[String]| -> Vec<WitName> {
+                list.iter().filter_map(|n| n.parse().ok()).collect()
+            };
+            let (worlds, uncovered) =
+                targets_of(&names(&comp.imports), &names(&comp.exports), known);
+            target = worlds.first().map(ToString::to_string);
+            features_of(&worlds, &uncovered)
+        }
+    };
+    let platform = Platform {
+        architecture: c.architecture.clone(),
+        os: c.os.clone(),
+        os_version: None,
+        os_features,
+        variant: None,
+    };
+    Some((platform, target))
+}
+
 fn parse_index(d: &Descriptor, bytes: &[u8]) -> Result<Index> {
     serde_json::from_slice(bytes)
         .with_context(|| format!("index `{}` is not a valid OCI image index", d.digest))
@@ -127,18 +159,13 @@ async fn describe(source: &Source, d: Descriptor, known: &[KnownWorld]) -> Resul
         .layers
         .iter()
         .find(|l| l.media_type == WASM_LAYER_MEDIA_TYPE);
+    // A config that isn't the CNCF shape we know is passed over, not an
+    // error: the layer still says what the build needs.
     let config = if manifest.config.media_type == WASM_CONFIG_MEDIA_TYPE {
         let bytes = source
             .fetch(&manifest.config, MAX_MANIFEST_BYTES, &mut |_| {})
             .await?;
-        Some(
-            serde_json::from_slice::<WasmConfig>(&bytes).with_context(|| {
-                format!(
-                    "config `{}` is not a valid wasm config",
-                    manifest.config.digest
-                )
-            })?,
-        )
+        serde_json::from_slice::<WasmConfig>(&bytes).ok()
     } else {
         None
     };
@@ -168,16 +195,10 @@ async fn describe(source: &Source, d: Descriptor, known: &[KnownWorld]) -> Resul
             declared: Declared::Index,
         });
     }
-    if let (Some(c), Some(target)) = (&config, &config_target) {
+    if let Some((p, target)) = config.as_ref().and_then(|c| platform_from_config(c, known)) {
         return Ok(Entry {
-            platform: Some(Platform {
-                architecture: c.architecture.clone(),
-                os: c.os.clone(),
-                os_version: None,
-                os_features: vec![target.clone()],
-                variant: None,
-            }),
-            target: config_target,
+            target: config_target.or(target),
+            platform: Some(p),
             descriptor: d,
             wasm: true,
             declared: Declared::Config,
