@@ -38,7 +38,7 @@ pub struct FeatureLevel {
 /// An empty set is *yes*: the entry asks for nothing.
 pub fn feature_levels(features: &[String], host: &Host) -> (Level, Vec<FeatureLevel>) {
     let advertised = host.features();
-    let levels: Vec<FeatureLevel> = features.iter().map(|f| level_of(f, &advertised)).collect();
+    let levels: Vec<FeatureLevel> = features.iter().map(|f| level_of(f, advertised)).collect();
     let worst = levels.iter().map(|l| l.level).min().unwrap_or(Level::Yes);
     (worst, levels)
 }

@@ -193,6 +193,9 @@ pub struct Host {
     /// Worlds the host may advertise support for, computed on first use:
     /// only features and descriptions need them, not the verdict.
     known: std::sync::OnceLock<Vec<KnownWorld>>,
+    /// The advertised features, computed on first use: judging every entry
+    /// of a 10,000-entry index must not recompute them per entry.
+    features: std::sync::OnceLock<Vec<WitName>>,
 }
 
 impl Host {
@@ -213,6 +216,7 @@ impl Host {
             wasip1: true,
             builtin: true,
             known: Default::default(),
+            features: Default::default(),
         }
     }
 
@@ -258,6 +262,7 @@ impl Host {
             wasip1: false,
             builtin: false,
             known: Default::default(),
+            features: Default::default(),
         })
     }
 
@@ -306,8 +311,12 @@ impl Host {
     /// The WIT names this host advertises as platform features: its worlds'
     /// names, the known worlds each host world satisfies (at the version the
     /// host provides), and every interface it provides or drives. Sorted,
-    /// deduplicated.
-    pub fn features(&self) -> Vec<WitName> {
+    /// deduplicated; computed once per host.
+    pub fn features(&self) -> &[WitName] {
+        self.features.get_or_init(|| self.compute_features())
+    }
+
+    fn compute_features(&self) -> Vec<WitName> {
         let mut out = Vec::new();
         for world in &self.worlds {
             if let Ok(n) = world.name.parse::<WitName>() {
