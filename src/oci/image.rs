@@ -45,6 +45,12 @@ pub struct Entry {
     pub target: Option<String>,
     /// Where `platform` came from.
     pub declared: Declared,
+    /// Why the wasm layer couldn't be read as a component or module, when
+    /// that was tried (the entry is then judged unusable, not an error).
+    pub unreadable: Option<String>,
+    /// The wasm layer, when it was read to describe the entry.
+    #[serde(skip)]
+    pub layer: Option<(Descriptor, Vec<u8>)>,
 }
 
 /// The manifests of an index (following nested indexes), each with the
@@ -137,20 +143,45 @@ pub async fn entries(
     Ok(out)
 }
 
-async fn describe(source: &Source, d: Descriptor, known: &[KnownWorld]) -> Result<Entry> {
-    let declared_wasm = d
-        .platform
-        .as_ref()
-        .is_some_and(|p| p.architecture == "wasm" || p.os.starts_with("wasip"));
-    let declared_other = d.platform.is_some() && !declared_wasm;
-    if declared_other || !is_image_manifest(&d.media_type) {
-        return Ok(Entry {
-            platform: d.platform.clone(),
-            descriptor: d,
-            wasm: false,
-            target: None,
-            declared: Declared::None,
-        });
+/// The entry as the index alone describes it, without fetching anything:
+/// `Some` for a platform that isn't wasm, an unknown media type, and a wasm
+/// platform in this encoding (`os.features`, or `os` `wasip1`).
+pub fn from_index(d: &Descriptor, known: &[KnownWorld]) -> Option<Entry> {
+    let entry = |wasm: bool, target: Option<String>, declared: Declared| Entry {
+        descriptor: d.clone(),
+        wasm,
+        platform: d.platform.clone(),
+        target,
+        declared,
+        unreadable: None,
+        layer: None,
+    };
+    let p = d.platform.as_ref();
+    let wasm_platform = p.is_some_and(|p| p.architecture == "wasm" || p.os.starts_with("wasip"));
+    if (p.is_some() && !wasm_platform) || !is_image_manifest(&d.media_type) {
+        return Some(entry(false, None, Declared::None));
+    }
+    let p = p?;
+    if p.os_features.is_empty() && p.os != "wasip1" {
+        return None;
+    }
+    // The target world comes first in `os.features`, when there is one.
+    let target = p.os_features.first().filter(|f| {
+        f.parse::<WitName>().is_ok_and(|n| {
+            known
+                .iter()
+                .any(|k| k.name.unversioned() == n.unversioned())
+        })
+    });
+    Some(entry(true, target.cloned(), Declared::Index))
+}
+
+/// Describes an entry: from the index when it says enough, else from its
+/// manifest and CNCF wasm config, else from its layer (kept in the entry,
+/// so confirming it doesn't fetch it again).
+pub async fn describe(source: &Source, d: Descriptor, known: &[KnownWorld]) -> Result<Entry> {
+    if let Some(e) = from_index(&d, known) {
+        return Ok(e);
     }
     let bytes = source.fetch(&d, MAX_MANIFEST_BYTES, &mut |_| {}).await?;
     let manifest: Manifest = serde_json::from_slice(&bytes)
@@ -169,64 +200,48 @@ async fn describe(source: &Source, d: Descriptor, known: &[KnownWorld]) -> Resul
     } else {
         None
     };
+    let entry = |wasm: bool, platform: Option<Platform>, target: Option<String>, declared| Entry {
+        descriptor: d.clone(),
+        wasm,
+        platform,
+        target,
+        declared,
+        unreadable: None,
+        layer: None,
+    };
     if config.is_none() && layer.is_none() {
-        return Ok(Entry {
-            platform: d.platform.clone(),
-            descriptor: d,
-            wasm: false,
-            target: None,
-            declared: Declared::None,
-        });
+        return Ok(entry(false, d.platform.clone(), None, Declared::None));
     }
     let config_target = config
         .as_ref()
         .and_then(|c| c.component.as_ref()?.target.clone());
-    // Our encoding: features for components; a wasip1 module needs none.
-    if let Some(p) = d
-        .platform
-        .clone()
-        .filter(|p| !p.os_features.is_empty() || p.os == "wasip1")
-    {
-        return Ok(Entry {
-            target: config_target,
-            platform: Some(p),
-            descriptor: d,
-            wasm: true,
-            declared: Declared::Index,
-        });
-    }
     if let Some((p, target)) = config.as_ref().and_then(|c| platform_from_config(c, known)) {
-        return Ok(Entry {
-            target: config_target.or(target),
-            platform: Some(p),
-            descriptor: d,
-            wasm: true,
-            declared: Declared::Config,
-        });
+        return Ok(entry(
+            true,
+            Some(p),
+            config_target.or(target),
+            Declared::Config,
+        ));
     }
     let Some(layer) = layer else {
-        return Ok(Entry {
-            platform: d.platform.clone(),
-            descriptor: d,
-            wasm: true,
-            target: None,
-            declared: Declared::None,
-        });
+        return Ok(entry(true, d.platform.clone(), None, Declared::None));
     };
     let bytes = source.fetch(layer, MAX_BLOB_BYTES, &mut |_| {}).await?;
-    let wasm = crate::component::decode(&bytes)
-        .map_err(|e| anyhow::anyhow!("layer `{}` of `{}`: {e}", layer.digest, d.digest))?;
+    let wasm = match crate::component::decode(&bytes) {
+        Ok(w) => w,
+        Err(e) => {
+            let mut e2 = entry(true, d.platform.clone(), None, Declared::None);
+            e2.unreadable = Some(format!("layer `{}` {e}", layer.digest));
+            return Ok(e2);
+        }
+    };
     let target = match &wasm {
         crate::component::Wasm::Component(c) => {
             targets(c, known).0.first().map(ToString::to_string)
         }
         crate::component::Wasm::Module(_) => None,
     };
-    Ok(Entry {
-        platform: Some(platform(&wasm, known)),
-        target,
-        descriptor: d,
-        wasm: true,
-        declared: Declared::Layer,
-    })
+    let mut e = entry(true, Some(platform(&wasm, known)), target, Declared::Layer);
+    e.layer = Some((layer.clone(), bytes));
+    Ok(e)
 }
