@@ -49,6 +49,40 @@ pub struct SandboxOpts {
     no_cache: bool,
 }
 
+impl SandboxOpts {
+    /// Checks the limits; a bad flag is an error whatever the verdict would be.
+    pub fn validate(&self) -> Result<()> {
+        let t = self.time_limit;
+        if !(t.is_finite() && t > 0.0 && t <= 3600.0) {
+            anyhow::bail!("--time-limit must be more than 0 and at most 3600 seconds, not {t}");
+        }
+        Ok(())
+    }
+
+    /// The embedded wasmtime's limits and cache these flags select.
+    #[cfg(feature = "wasmtime")]
+    pub fn confirm_options(&self) -> Result<worldfit::confirm::ConfirmOptions> {
+        use worldfit::confirm::{ConfirmOptions, Limits};
+        self.validate()?;
+        let cache = if self.no_cache {
+            None
+        } else {
+            self.cache_dir
+                .clone()
+                .or_else(worldfit::cache::CompileCache::default_dir)
+                .map(worldfit::cache::CompileCache::new)
+        };
+        Ok(ConfirmOptions {
+            limits: Limits {
+                memory_bytes: self.memory_limit.saturating_mul(1 << 20),
+                time: std::time::Duration::from_secs_f64(self.time_limit),
+                ..Limits::default()
+            },
+            cache,
+        })
+    }
+}
+
 /// `check --json`.
 #[derive(Serialize)]
 struct Report {
@@ -67,11 +101,7 @@ struct Report {
 
 impl Opts {
     pub fn run(self) -> Result<u8> {
-        // A bad flag is an error whatever the verdict would have been.
-        let t = self.sandbox.time_limit;
-        if !(t.is_finite() && t > 0.0 && t <= 3600.0) {
-            anyhow::bail!("--time-limit must be more than 0 and at most 3600 seconds, not {t}");
-        }
+        self.sandbox.validate()?;
         let host = self.host.host()?;
         let (bytes, wasm) = read_wasm(&self.file)?;
         let verdict = check(&wasm, &host);
@@ -146,25 +176,10 @@ impl Opts {
 
     #[cfg(feature = "wasmtime")]
     fn confirm(&self, host: &worldfit::Host, bytes: &[u8], report: &mut Report) -> Result<()> {
-        use worldfit::confirm::{ConfirmOptions, Failure, Limits};
+        use worldfit::confirm::Failure;
         use worldfit::verdict::ProblemKind;
         let s = &self.sandbox;
-        let cache = if s.no_cache {
-            None
-        } else {
-            s.cache_dir
-                .clone()
-                .or_else(worldfit::cache::CompileCache::default_dir)
-                .map(worldfit::cache::CompileCache::new)
-        };
-        let options = ConfirmOptions {
-            limits: Limits {
-                memory_bytes: s.memory_limit.saturating_mul(1 << 20),
-                time: std::time::Duration::from_secs_f64(s.time_limit),
-                ..Limits::default()
-            },
-            cache,
-        };
+        let options = s.confirm_options()?;
         let confirmation = {
             let _progress = super::progress::Progress::start(
                 format!("compiling `{}`", report.file),
