@@ -31,6 +31,7 @@ pub mod features;
 pub mod host;
 pub mod oci;
 pub mod platform;
+pub mod select;
 pub mod types;
 pub mod verdict;
 pub mod wasip1;

@@ -13,6 +13,8 @@ mod pull;
 mod push;
 #[cfg(feature = "registry")]
 mod remote;
+#[cfg(feature = "registry")]
+mod select;
 mod tag;
 
 use anyhow::{Context, Result};
@@ -39,6 +41,8 @@ enum Command {
     Push(push::Opts),
     #[cfg(feature = "registry")]
     Pull(pull::Opts),
+    #[cfg(feature = "registry")]
+    Select(select::Opts),
 }
 
 /// Runs the command line; returns the exit code.
@@ -53,6 +57,8 @@ pub fn run() -> Result<u8> {
         Command::Push(o) => o.run(),
         #[cfg(feature = "registry")]
         Command::Pull(o) => o.run(),
+        #[cfg(feature = "registry")]
+        Command::Select(o) => o.run(),
     }
 }
 

@@ -6,9 +6,13 @@ use std::io::Write;
 
 /// Prints a value as pretty JSON on stdout, with a trailing newline.
 pub fn print_json<T: Serialize>(value: &T) -> Result<()> {
+    // Serialized first, so a closed pipe surfaces as an io::Error (which
+    // main treats as a normal end), not wrapped in a serde error.
+    let mut text = serde_json::to_string_pretty(value)?;
+    text.push('\n');
     let mut out = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, value)?;
-    writeln!(out)?;
+    out.write_all(text.as_bytes())?;
+    out.flush()?;
     Ok(())
 }
 

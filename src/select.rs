@@ -1,0 +1,479 @@
+//! Choosing the entry of an image index a host should pull, and saying why
+//! about every entry.
+//!
+//! The order of work follows cost: first the index alone (platforms and
+//! `os.features`, no download), then, for entries the index says nothing
+//! about, their manifest and CNCF wasm config, and only then layers: the top
+//! candidate's, to confirm it by its types and (for the built-in host) by
+//! instantiating it. A candidate that fails confirmation is recorded with
+//! its reason and the next one is tried, so an index whose features lie is
+//! never trusted blindly. Content that fails verification (a digest
+//! mismatch, a malformed digest, a path out of the layout) aborts the whole
+//! selection: that is tampering or corruption, not a reason to fall back.
+//!
+//! ```no_run
+//! # async fn shim() -> anyhow::Result<()> {
+//! use worldfit::Host;
+//! use worldfit::oci::registry::RegistryOptions;
+//! use worldfit::oci::source::Source;
+//! use worldfit::select::{SelectOptions, select};
+//!
+//! // A runwasi-style `load_modules` step: before pulling layers, pick the
+//! // manifest this host can run, and fail the container with the reason if
+//! // there is none.
+//! let source = Source::parse("registry.example/app:1.0", &RegistryOptions::default())?;
+//! let host = Host::wasmtime();
+//! let selection = select(&source, &host, &SelectOptions::default()).await?;
+//! match selection.selected() {
+//!     Some(entry) => {
+//!         let layer: &[u8] = selection.layer.as_deref().expect("a confirmed selection has its layer");
+//!         println!("run {} ({} bytes)", entry.digest, layer.len());
+//!     }
+//!     None => anyhow::bail!("no build of this image runs here:\n{}", selection.explain()),
+//! }
+//! # Ok(()) }
+//! ```
+
+use crate::features::{Level, feature_levels};
+use crate::host::Host;
+use crate::oci::WASM_LAYER_MEDIA_TYPE;
+use crate::oci::artifact::{Descriptor, Manifest};
+use crate::oci::image::{Declared, Entry, describe, from_index, manifests};
+use crate::oci::layout::MAX_MANIFEST_BYTES;
+use crate::oci::source::{MAX_BLOB_BYTES, Source, is_image_manifest};
+use crate::platform::Platform;
+use anyhow::{Context, Result};
+use serde::Serialize;
+
+/// What to select and how far to confirm.
+#[derive(Default)]
+pub struct SelectOptions {
+    /// The WASI level to prefer (`wasip1`, `wasip2`, `wasip3`); by default
+    /// the newest the host runs.
+    pub prefer: Option<String>,
+    /// Stop at the features (no layer is fetched, nothing is confirmed).
+    pub no_confirm: bool,
+    /// Sandbox and cache for instantiating, with the built-in host.
+    #[cfg(feature = "wasmtime")]
+    pub confirm: crate::confirm::ConfirmOptions,
+}
+
+/// The verdict on one entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EntryVerdict {
+    /// The entry to pull.
+    Selected,
+    /// The host runs it too (by its features), but another ranked higher.
+    Compatible,
+    /// Its features are on the host's tracks at older versions; only its
+    /// types can tell.
+    Maybe,
+    /// The host can't run it (the reasons say why).
+    Incompatible,
+    /// Not a wasm build (a `linux/amd64` image, an unknown media type).
+    NotWasm,
+}
+
+/// One entry and the verdict on it.
+#[derive(Debug, Clone, Serialize)]
+pub struct EntryReport {
+    /// The manifest's digest.
+    pub digest: String,
+    /// Its platform: as the index declares it, or worked out from its
+    /// config or layer (see `declared`).
+    pub platform: Option<Platform>,
+    /// The verdict.
+    pub verdict: EntryVerdict,
+    /// Why, in a few short phrases.
+    pub reasons: Vec<String>,
+    /// Where its requirements were read.
+    pub declared: Declared,
+    /// How far it was checked: `features`, `types` or `instantiated`.
+    pub checked: &'static str,
+}
+
+/// The result of a selection.
+#[derive(Debug, Clone, Serialize)]
+pub struct Selection {
+    /// The source, as named.
+    pub source: String,
+    /// The digest of what the source names (an index or one manifest).
+    pub digest: String,
+    /// The host's name.
+    pub host: String,
+    /// The position of the selected entry in `entries`.
+    pub selected: Option<usize>,
+    /// Every entry, in index order.
+    pub entries: Vec<EntryReport>,
+    /// The selected entry's wasm layer, verified (absent with `no_confirm`).
+    #[serde(skip)]
+    pub layer: Option<Vec<u8>>,
+    /// The instantiation that confirmed the selected entry (built-in host).
+    #[cfg(feature = "wasmtime")]
+    #[serde(skip)]
+    pub confirmation: Option<crate::confirm::Confirmation>,
+}
+
+impl Selection {
+    /// The selected entry.
+    pub fn selected(&self) -> Option<&EntryReport> {
+        self.entries.get(self.selected?)
+    }
+
+    /// The verdict on every entry, aligned for people: the choice first,
+    /// then one row per entry.
+    pub fn explain(&self) -> String {
+        let mut out = match self.selected() {
+            Some(e) => format!(
+                "selected {} {} from `{}` for host `{}` ({})\n",
+                e.digest,
+                platform_name(e.platform.as_ref()),
+                self.source,
+                self.host,
+                match e.checked {
+                    "instantiated" => "confirmed: instantiated in the embedded wasmtime",
+                    "types" => "confirmed: types checked",
+                    _ => "by its features; not confirmed",
+                }
+            ),
+            None => format!(
+                "no entry of `{}` runs on host `{}`\n",
+                self.source, self.host
+            ),
+        };
+        let rows: Vec<Vec<String>> = self
+            .entries
+            .iter()
+            .map(|e| {
+                vec![
+                    platform_name(e.platform.as_ref()),
+                    serde_json::to_value(e.verdict)
+                        .ok()
+                        .and_then(|v| v.as_str().map(|s| s.replace('-', " ")))
+                        .unwrap_or_default(),
+                    short(&e.digest),
+                    e.reasons.join("; "),
+                ]
+            })
+            .collect();
+        let widths: Vec<usize> = (0..3)
+            .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+            .collect();
+        for r in rows {
+            out.push_str("  ");
+            for (c, cell) in r.iter().enumerate() {
+                if c < 3 {
+                    out.push_str(&format!("{cell:<w$}  ", w = widths[c]));
+                } else {
+                    out.push_str(cell);
+                }
+            }
+            let trimmed = out.trim_end().len();
+            out.truncate(trimmed);
+            out.push('\n');
+        }
+        out
+    }
+}
+
+/// `os/architecture[/variant]`.
+pub fn platform_name(p: Option<&Platform>) -> String {
+    match p {
+        Some(p) => match &p.variant {
+            Some(v) => format!("{}/{}/{v}", p.os, p.architecture),
+            None => format!("{}/{}", p.os, p.architecture),
+        },
+        None => "(no platform)".into(),
+    }
+}
+
+fn short(digest: &str) -> String {
+    let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
+    format!("{}", &hex[..hex.len().min(12)])
+}
+
+/// An entry on its way through the selection.
+struct Judged {
+    entry: Entry,
+    verdict: EntryVerdict,
+    level: Option<Level>,
+    reasons: Vec<String>,
+    checked: &'static str,
+}
+
+/// Judges an entry's features (or what its config/layer implied) against the host.
+fn judge(entry: Entry, host: &Host) -> Judged {
+    let mut j = Judged {
+        verdict: EntryVerdict::NotWasm,
+        level: None,
+        reasons: vec![],
+        checked: "features",
+        entry,
+    };
+    let e = &j.entry;
+    if !e.wasm {
+        j.reasons
+            .push(if !is_image_manifest(&e.descriptor.media_type) {
+                format!("unknown media type `{}`; skipped", e.descriptor.media_type)
+            } else if e.platform.is_some() {
+                "not a wasm platform".into()
+            } else {
+                "no wasm config or layer".into()
+            });
+        return j;
+    }
+    j.verdict = EntryVerdict::Incompatible;
+    if let Some(why) = &e.unreadable {
+        j.reasons.push(why.clone());
+        return j;
+    }
+    let Some(p) = &e.platform else {
+        j.reasons.push("its requirements could not be read".into());
+        return j;
+    };
+    let oses = host.oses();
+    if !oses.contains(&p.os.as_str()) {
+        j.reasons.push(format!(
+            "needs {}; host runs {} only",
+            p.os,
+            if oses.is_empty() {
+                "nothing".to_string()
+            } else {
+                oses.join(", ")
+            }
+        ));
+        return j;
+    }
+    let (level, levels) = feature_levels(&p.os_features, host);
+    j.level = Some(level);
+    for l in &levels {
+        match (l.level, &l.host_has) {
+            (Level::No, Some(h)) => j.reasons.push(format!("needs {}; host has {h}", l.feature)),
+            (Level::No, None) => j
+                .reasons
+                .push(format!("needs {}; host lacks it", l.feature)),
+            (Level::Maybe, Some(h)) => j
+                .reasons
+                .push(format!("needs {}; host has older {h}", l.feature)),
+            _ => {}
+        }
+    }
+    j.verdict = match level {
+        Level::Yes => EntryVerdict::Compatible,
+        Level::Maybe => EntryVerdict::Maybe,
+        Level::No => EntryVerdict::Incompatible,
+    };
+    j
+}
+
+/// How much the ranking likes an os: the preferred one most, then newer WASI.
+fn os_rank(os: &str, prefer: Option<&str>) -> u8 {
+    let base = match os {
+        "wasip3" => 3,
+        "wasip2" => 2,
+        "wasip1" => 1,
+        _ => 0,
+    };
+    if prefer == Some(os) { 10 } else { base }
+}
+
+/// Selects the entry of `source` that `host` should run.
+pub async fn select(source: &Source, host: &Host, opts: &SelectOptions) -> Result<Selection> {
+    let known = host.known_worlds();
+    let (root, root_bytes) = source.root().await?;
+    let descriptors = manifests(source, &root, &root_bytes).await?;
+    let mut judged = Vec::with_capacity(descriptors.len());
+    for d in descriptors {
+        // The index decides most entries; the rest need their manifest and config.
+        let entry = match from_index(&d, known) {
+            Some(e) => e,
+            None => describe(source, d, known).await?,
+        };
+        judged.push(judge(entry, host));
+    }
+    let prefer = opts.prefer.as_deref();
+    let mut order: Vec<usize> = (0..judged.len())
+        .filter(|&i| matches!(judged[i].level, Some(Level::Yes | Level::Maybe)))
+        .filter(|&i| judged[i].verdict != EntryVerdict::Incompatible)
+        .collect();
+    // Features yes before maybe; then the preferred/newest WASI; then index order.
+    order.sort_by_key(|&i| {
+        let j = &judged[i];
+        let os = j
+            .entry
+            .platform
+            .as_ref()
+            .map(|p| p.os.as_str())
+            .unwrap_or("");
+        (
+            std::cmp::Reverse(j.level),
+            std::cmp::Reverse(os_rank(os, prefer)),
+            i,
+        )
+    });
+    let mut selected = None;
+    let mut layer = None;
+    #[cfg(feature = "wasmtime")]
+    let mut confirmation = None;
+    for &i in &order {
+        if opts.no_confirm {
+            let j = &mut judged[i];
+            if j.reasons.is_empty() {
+                j.reasons.push("every feature is on the host".into());
+            }
+            selected = Some(i);
+            break;
+        }
+        let bytes = match judged[i].entry.layer.take() {
+            Some((_, bytes)) => bytes,
+            None => match wasm_layer(source, &judged[i].entry.descriptor).await? {
+                Ok(bytes) => bytes,
+                Err(why) => {
+                    reject(&mut judged[i], why, "types");
+                    continue;
+                }
+            },
+        };
+        let wasm = match crate::component::decode(&bytes) {
+            Ok(w) => w,
+            Err(e) => {
+                reject(&mut judged[i], format!("its layer {e}"), "types");
+                continue;
+            }
+        };
+        let verdict = crate::verdict::check(&wasm, host);
+        if !verdict.compatible {
+            let mut reasons: Vec<String> = verdict
+                .problems
+                .iter()
+                .take(3)
+                .map(|p| p.detail.clone())
+                .collect();
+            if verdict.problems.len() > 3 {
+                reasons.push(format!("{} more problems", verdict.problems.len() - 3));
+            }
+            let j = &mut judged[i];
+            j.verdict = EntryVerdict::Incompatible;
+            j.checked = "types";
+            j.reasons = std::iter::once("its features fit, but its types don't".to_string())
+                .chain(reasons)
+                .collect();
+            continue;
+        }
+        judged[i].checked = "types";
+        judged[i].reasons = vec![format!(
+            "fits {}",
+            verdict.world.as_deref().unwrap_or("the host")
+        )];
+        #[cfg(feature = "wasmtime")]
+        if let Some(c) = host.confirm_async(&bytes, &opts.confirm).await {
+            if !c.instantiated {
+                let message = c.message.clone().unwrap_or_default();
+                reject(
+                    &mut judged[i],
+                    format!("instantiation failed: {message}"),
+                    "instantiated",
+                );
+                continue;
+            }
+            judged[i].checked = "instantiated";
+            judged[i].reasons.push(format!(
+                "instantiated in {} ms",
+                (c.compile + c.instantiate).as_millis()
+            ));
+            confirmation = Some(c);
+        }
+        selected = Some(i);
+        layer = Some(bytes);
+        break;
+    }
+    // Say why the entries that could run weren't chosen.
+    if let Some(s) = selected {
+        let chosen_os = judged[s]
+            .entry
+            .platform
+            .as_ref()
+            .map(|p| p.os.clone())
+            .unwrap_or_default();
+        let chosen_level = judged[s].level;
+        for &i in &order {
+            if i == s || judged[i].verdict == EntryVerdict::Incompatible {
+                continue;
+            }
+            let j = &mut judged[i];
+            let os = j
+                .entry
+                .platform
+                .as_ref()
+                .map(|p| p.os.clone())
+                .unwrap_or_default();
+            let why = if j.level < chosen_level {
+                "a better-fitting entry was selected".to_string()
+            } else if os != chosen_os {
+                format!("{chosen_os} is preferred")
+            } else {
+                "an earlier entry was selected".to_string()
+            };
+            j.reasons.push(why);
+        }
+        judged[s].verdict = EntryVerdict::Selected;
+    }
+    let entries = judged
+        .into_iter()
+        .map(|j| EntryReport {
+            digest: j.entry.descriptor.digest,
+            platform: j.entry.platform,
+            verdict: j.verdict,
+            reasons: j.reasons,
+            declared: j.entry.declared,
+            checked: j.checked,
+        })
+        .collect();
+    Ok(Selection {
+        source: source.name(),
+        digest: root.digest,
+        host: host.name.clone(),
+        selected,
+        entries,
+        layer,
+        #[cfg(feature = "wasmtime")]
+        confirmation,
+    })
+}
+
+fn reject(j: &mut Judged, why: String, checked: &'static str) {
+    j.verdict = EntryVerdict::Incompatible;
+    j.checked = checked;
+    j.reasons = vec![why];
+}
+
+/// Fetches a manifest's wasm layer, verified. The outer error is an
+/// integrity or transport failure (fatal); the inner one a build that has no
+/// usable layer (a reason to try the next entry).
+async fn wasm_layer(
+    source: &Source,
+    d: &Descriptor,
+) -> Result<std::result::Result<Vec<u8>, String>> {
+    let bytes = source.fetch(d, MAX_MANIFEST_BYTES, &mut |_| {}).await?;
+    let manifest: Manifest = match serde_json::from_slice(&bytes) {
+        Ok(m) => m,
+        Err(e) => return Ok(Err(format!("its manifest is not valid: {e}"))),
+    };
+    let layers: Vec<&Descriptor> = manifest
+        .layers
+        .iter()
+        .filter(|l| l.media_type == WASM_LAYER_MEDIA_TYPE)
+        .collect();
+    let [layer] = layers.as_slice() else {
+        return Ok(Err(format!(
+            "its manifest has {} `application/wasm` layers, not one",
+            layers.len()
+        )));
+    };
+    let bytes = source
+        .fetch(layer, MAX_BLOB_BYTES, &mut |_| {})
+        .await
+        .with_context(|| format!("cannot read the layer of `{}`", d.digest))?;
+    Ok(Ok(bytes))
+}
