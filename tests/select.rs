@@ -1,0 +1,568 @@
+//! `worldfit select` over layouts and a real registry: ranking, the
+//! explanation of every entry, confirmation with fallback when an index's
+//! features lie, integrity failures that abort, registry faults, and the
+//! bytes a selection fetches.
+#![cfg(all(feature = "registry", feature = "wasmtime"))]
+
+mod common;
+
+use common::registry::{Fault, FaultProxy, Registry};
+use common::{Synth, fixture, worldfit_command};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use worldfit::oci::artifact::{Artifact, Blob, Descriptor, build};
+use worldfit::oci::layout::{Index, write_tagged};
+use worldfit::oci::{INDEX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE};
+use worldfit::platform::Platform;
+
+// `select --json`, pinned as README.md documents it.
+#[derive(serde::Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct SelectJson {
+    source: String,
+    digest: String,
+    host: String,
+    selected: Option<ChosenJson>,
+    entries: Vec<EntryJson>,
+}
+
+#[derive(serde::Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct ChosenJson {
+    digest: String,
+    platform: Option<serde_json::Value>,
+    checked: String,
+}
+
+#[derive(serde::Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct EntryJson {
+    digest: String,
+    platform: Option<Platform>,
+    verdict: String,
+    reasons: Vec<String>,
+    declared: String,
+    checked: String,
+}
+
+fn run(cmd: &mut Command) -> Output {
+    cmd.output().expect("the command runs")
+}
+
+fn select(args: &[&str]) -> (Option<i32>, SelectJson, String) {
+    let out = run(worldfit_command().arg("select").args(args).arg("--json"));
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let json = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("{e}: stdout {stdout}\nstderr {stderr}"));
+    (out.status.code(), json, stderr)
+}
+
+/// Asserts exit 2 with one `error:` line and returns stderr.
+fn fails(args: &[&str]) -> String {
+    let out = run(worldfit_command().arg("select").args(args));
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
+    assert_eq!(stderr.matches("error:").count(), 1, "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(out.stdout.is_empty());
+    stderr
+}
+
+fn artifact(bytes: Vec<u8>) -> Artifact {
+    let wasm = worldfit::decode(&bytes).unwrap();
+    build(bytes, &wasm, &worldfit::host::standard_worlds(), Some(0))
+}
+
+/// A `linux/amd64` image: a config and a manifest with no layers.
+fn linux_image() -> (Vec<Blob>, Descriptor) {
+    let config = Blob::new(
+        "application/vnd.oci.image.config.v1+json",
+        br#"{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}"#
+            .to_vec(),
+    );
+    let manifest = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": MANIFEST_MEDIA_TYPE,
+        "config": config.descriptor,
+        "layers": [],
+    });
+    let manifest = Blob::new(MANIFEST_MEDIA_TYPE, serde_json::to_vec(&manifest).unwrap());
+    let mut entry = manifest.descriptor.clone();
+    entry.platform = Some(Platform {
+        architecture: "amd64".into(),
+        os: "linux".into(),
+        os_version: None,
+        os_features: vec![],
+        variant: None,
+    });
+    (vec![config, manifest], entry)
+}
+
+/// Writes a layout whose tag `1.0` is an index of exactly these entries
+/// (in this order, duplicates allowed, platforms as given).
+fn layout(
+    dir: &Path,
+    artifacts: &[&Artifact],
+    entries: Vec<Descriptor>,
+    extra: Vec<Blob>,
+) -> PathBuf {
+    let index = Index {
+        schema_version: 2,
+        media_type: Some(INDEX_MEDIA_TYPE.into()),
+        manifests: entries,
+        annotations: BTreeMap::new(),
+    };
+    let index = Blob::new(INDEX_MEDIA_TYPE, serde_json::to_vec(&index).unwrap());
+    let mut blobs: Vec<&Blob> = Vec::new();
+    for a in artifacts {
+        blobs.extend([&a.layer, &a.config, &a.manifest]);
+    }
+    blobs.extend(extra.iter());
+    blobs.push(&index);
+    let path = dir.join("oci");
+    write_tagged(&path, "1.0", &blobs, &index.descriptor).unwrap();
+    path
+}
+
+fn hello() -> Artifact {
+    artifact(std::fs::read(fixture("hello-cli.wasm")).unwrap())
+}
+
+fn wasip1_hello() -> Artifact {
+    artifact(wat::parse_file(fixture("wasip1-hello.wat")).unwrap())
+}
+
+/// A layout with `linux/amd64`, `wasip1`, `wasip2` and `wasip3` entries.
+fn four_platforms(dir: &Path) -> (PathBuf, Vec<String>) {
+    let synth = Synth::new();
+    let (p1, p2, p3) = (wasip1_hello(), hello(), artifact(synth.component("cli-p3")));
+    let (linux_blobs, linux) = linux_image();
+    let entries = vec![
+        linux.clone(),
+        p1.entry.clone(),
+        p2.entry.clone(),
+        p3.entry.clone(),
+    ];
+    let digests = entries.iter().map(|e| e.digest.clone()).collect();
+    (layout(dir, &[&p1, &p2, &p3], entries, linux_blobs), digests)
+}
+
+fn verdicts(j: &SelectJson) -> Vec<&str> {
+    j.entries.iter().map(|e| e.verdict.as_str()).collect()
+}
+
+#[test]
+fn ranks_newest_wasi_first_and_explains_every_entry() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (oci, digests) = four_platforms(tmp.path());
+    let source = format!("{}:1.0", oci.display());
+
+    let (code, j, _) = select(&[&source]);
+    assert_eq!(code, Some(0));
+    assert_eq!(
+        verdicts(&j),
+        ["not-wasm", "compatible", "compatible", "selected"]
+    );
+    let chosen = j.selected.as_ref().unwrap();
+    assert_eq!(chosen.digest, digests[3]);
+    assert_eq!(chosen.checked, "instantiated");
+    assert_eq!(j.entries[0].reasons, ["not a wasm platform"]);
+    assert_eq!(j.entries[1].reasons, ["wasip3 is preferred"]);
+    assert!(
+        j.entries[3].reasons[0].starts_with("fits worldfit:wasmtime/wasip3-command"),
+        "{:?}",
+        j.entries[3]
+    );
+    assert_eq!(j.host, "wasmtime");
+    assert_eq!(j.source, source);
+
+    // --prefer moves an older WASI first; --no-confirm stops at the features.
+    let (_, j, _) = select(&[&source, "--prefer", "p1", "--no-confirm"]);
+    assert_eq!(
+        verdicts(&j),
+        ["not-wasm", "selected", "compatible", "compatible"]
+    );
+    assert_eq!(j.selected.unwrap().checked, "features");
+    assert_eq!(j.entries[3].reasons, ["wasip1 is preferred"]);
+
+    // A WIT host with WASI 0.2.0 http only: nothing fits, each entry says why.
+    let (code, j, _) = select(&[
+        &source,
+        "--wit",
+        common::root()
+            .join("tests/wit/wasi-0.2.0")
+            .to_str()
+            .unwrap(),
+        "--world",
+        "wasi:http/proxy@0.2.0",
+    ]);
+    assert_eq!(code, Some(1));
+    assert!(j.selected.is_none());
+    assert_eq!(
+        verdicts(&j),
+        ["not-wasm", "incompatible", "incompatible", "incompatible"]
+    );
+    assert_eq!(
+        j.entries[1].reasons,
+        ["needs wasip1; host runs wasip2 only"]
+    );
+    assert_eq!(
+        j.entries[2].reasons,
+        ["needs wasi:cli/command@0.2.6; host lacks it"]
+    );
+    assert_eq!(
+        j.entries[3].reasons,
+        ["needs wasip3; host runs wasip2 only"]
+    );
+
+    // People get the same verdicts, aligned, with what to do next.
+    let out = run(worldfit_command().args(["select", &source]));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.starts_with(&format!("selected {} wasip3/wasm", digests[3])),
+        "{text}"
+    );
+    assert!(text.contains("\n  linux/amd64  not wasm    "), "{text}");
+    assert!(text.contains("its manifest: "), "{text}");
+}
+
+#[test]
+fn lying_features_fall_back_to_the_next_entry() {
+    let tmp = tempfile::tempdir().unwrap();
+    let synth = Synth::new();
+    // Built against an environment function the host lacks, but its index
+    // entry claims plain wasi:cli/command@0.2.0.
+    let liar = artifact(synth.component("cli-newer-function"));
+    let mut lie = liar.entry.clone();
+    lie.platform.as_mut().unwrap().os_features = vec!["wasi:cli/command@0.2.0".into()];
+    let honest = hello();
+    let oci = layout(
+        tmp.path(),
+        &[&liar, &honest],
+        vec![lie, honest.entry.clone()],
+        vec![],
+    );
+    let (code, j, _) = select(&[&format!("{}:1.0", oci.display())]);
+    assert_eq!(code, Some(0));
+    assert_eq!(verdicts(&j), ["incompatible", "selected"]);
+    assert_eq!(j.entries[0].checked, "types");
+    assert_eq!(
+        j.entries[0].reasons[0],
+        "its features fit, but its types don't"
+    );
+    assert!(
+        j.entries[0].reasons[1].contains("get-sandbox-flavor"),
+        "{:?}",
+        j.entries[0]
+    );
+}
+
+#[test]
+fn a_build_that_traps_on_instantiation_falls_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let trap = artifact(
+        wat::parse_str(
+            r#"(module
+                 (import "wasi_snapshot_preview1" "proc_exit" (func (param i32)))
+                 (memory (export "memory") 1)
+                 (func $boom unreachable)
+                 (start $boom)
+                 (func (export "_start")))"#,
+        )
+        .unwrap(),
+    );
+    let good = wasip1_hello();
+    let oci = layout(
+        tmp.path(),
+        &[&trap, &good],
+        vec![trap.entry.clone(), good.entry.clone()],
+        vec![],
+    );
+    let (code, j, _) = select(&[&format!("{}:1.0", oci.display())]);
+    assert_eq!(code, Some(0));
+    assert_eq!(verdicts(&j), ["incompatible", "selected"]);
+    assert_eq!(j.entries[0].checked, "instantiated");
+    assert!(
+        j.entries[0].reasons[0].starts_with("instantiation failed"),
+        "{:?}",
+        j.entries[0]
+    );
+    assert!(
+        j.entries[0].reasons[0].contains("unreachable"),
+        "{:?}",
+        j.entries[0]
+    );
+}
+
+#[test]
+fn integrity_failures_abort_instead_of_falling_back() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (p1, p2) = (wasip1_hello(), hello());
+    let oci = layout(
+        tmp.path(),
+        &[&p1, &p2],
+        vec![p2.entry.clone(), p1.entry.clone()],
+        vec![],
+    );
+    let source = format!("{}:1.0", oci.display());
+    let layer = oci
+        .join("blobs/sha256")
+        .join(&p2.layer.descriptor.digest[7..]);
+
+    // The top candidate's layer was tampered with: exit 2, never the next entry.
+    let original = std::fs::read(&layer).unwrap();
+    let mut bytes = original.clone();
+    bytes[200] ^= 0xff;
+    std::fs::write(&layer, &bytes).unwrap();
+    let err = fails(&[&source]);
+    assert!(
+        err.contains("does not match its digest") && err.contains(&source),
+        "{err}"
+    );
+
+    // A symlink out of the layout in its place.
+    std::fs::remove_file(&layer).unwrap();
+    let outside = tmp.path().join("outside");
+    std::fs::write(&outside, &original).unwrap();
+    std::os::unix::fs::symlink(&outside, &layer).unwrap();
+    let err = fails(&[&source]);
+    assert!(err.contains("not a regular file"), "{err}");
+
+    // Missing.
+    std::fs::remove_file(&layer).unwrap();
+    let err = fails(&[&source]);
+    assert!(err.contains("missing blob"), "{err}");
+
+    // --no-confirm never reads the layer, so it still decides.
+    let (code, j, _) = select(&[&source, "--no-confirm"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(j.selected.unwrap().digest, p2.entry.digest);
+}
+
+#[test]
+fn hostile_indexes_are_errors_that_name_the_source() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p2 = hello();
+    let escape = Descriptor {
+        digest: "sha256:../../../../etc/passwd".into(),
+        ..p2.entry.clone()
+    };
+    let oci = layout(tmp.path(), &[&p2], vec![escape], vec![]);
+    let err = fails(&[&format!("{}:1.0", oci.display())]);
+    assert!(err.contains("malformed digest"), "{err}");
+
+    // An index of indexes deeper than the limit.
+    let dir = tmp.path().join("deep");
+    std::fs::create_dir(&dir).unwrap();
+    let mut blobs = vec![p2.layer.clone(), p2.config.clone(), p2.manifest.clone()];
+    let mut top = p2.entry.clone();
+    for _ in 0..6 {
+        let index = Index {
+            schema_version: 2,
+            media_type: Some(INDEX_MEDIA_TYPE.into()),
+            manifests: vec![top],
+            annotations: BTreeMap::new(),
+        };
+        let blob = Blob::new(INDEX_MEDIA_TYPE, serde_json::to_vec(&index).unwrap());
+        top = blob.descriptor.clone();
+        blobs.push(blob);
+    }
+    let refs: Vec<&Blob> = blobs.iter().collect();
+    write_tagged(&dir.join("oci"), "deep", &refs, &top).unwrap();
+    let err = fails(&[&format!("{}:deep", dir.join("oci").display())]);
+    assert!(err.contains("nests deeper than 4 levels"), "{err}");
+
+    // One level of nesting is followed.
+    let dir = tmp.path().join("nested");
+    let nested: Vec<&Blob> = blobs[..4].iter().collect();
+    write_tagged(&dir, "n", &nested, &blobs[3].descriptor).unwrap();
+    let (code, j, _) = select(&[&format!("{}:n", dir.display())]);
+    assert_eq!(code, Some(0));
+    assert_eq!(j.selected.unwrap().digest, p2.entry.digest);
+
+    // A manifest named by digest is a one-entry index.
+    let (code, j, _) = select(&[&format!("{}@{}", dir.display(), p2.entry.digest)]);
+    assert_eq!(code, Some(0), "{j:?}");
+    assert_eq!(j.entries.len(), 1);
+    assert_eq!(j.entries[0].declared, "config");
+
+    // Truncated index JSON.
+    let index_blob = dir
+        .join("blobs/sha256")
+        .join(&blobs[3].descriptor.digest[7..]);
+    let text = std::fs::read(&index_blob).unwrap();
+    std::fs::write(&index_blob, &text[..text.len() / 2]).unwrap();
+    let err = fails(&[&format!("{}:n", dir.display())]);
+    assert!(err.contains(&dir.display().to_string()), "{err}");
+}
+
+fn skopeo(args: &[&str]) -> Output {
+    run(Command::new("skopeo").args(args))
+}
+
+#[test]
+fn from_a_registry_fetches_only_what_the_decision_needs() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (oci, digests) = four_platforms(tmp.path());
+    let registry = Registry::start();
+    let out = skopeo(&[
+        "copy",
+        "--all",
+        "--dest-tls-verify=false",
+        &format!("oci:{}:1.0", oci.display()),
+        &format!("docker://{}/app:1.0", registry.addr),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let proxy = FaultProxy::start(&registry.addr, Fault::None);
+    let reference = format!("{}/app:1.0", proxy.addr);
+    let (code, j, _) = select(&[&reference, "--plain-http"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(j.selected.as_ref().unwrap().digest, digests[3]);
+
+    // What was fetched: the index, the chosen manifest, its layer. Nothing else.
+    let gets: Vec<String> = proxy
+        .requests()
+        .iter()
+        .filter(|r| r.method == "GET" && r.path != "/v2/")
+        .map(|r| r.path.clone())
+        .collect();
+    let size = |rel: &str| {
+        std::fs::metadata(oci.join("blobs/sha256").join(rel))
+            .unwrap()
+            .len()
+    };
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(oci.join("index.json")).unwrap()).unwrap();
+    let index_digest = index["manifests"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(oci.join("blobs/sha256").join(&digests[3][7..])).unwrap(),
+    )
+    .unwrap();
+    let layer_digest = manifest["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let config_digest = manifest["config"]["digest"].as_str().unwrap().to_string();
+    assert_eq!(
+        gets,
+        [
+            "/v2/app/manifests/1.0".to_string(),
+            format!("/v2/app/manifests/{}", digests[3]),
+            format!("/v2/app/blobs/{layer_digest}"),
+        ]
+    );
+    let needed = size(&index_digest[7..])
+        + size(&digests[3][7..])
+        + size(&config_digest[7..])
+        + size(&layer_digest[7..]);
+    let fetched: u64 = proxy
+        .requests()
+        .iter()
+        .filter(|r| r.method == "GET")
+        .map(|r| r.sent)
+        .sum();
+    assert!(
+        fetched <= needed,
+        "fetched {fetched} bytes, the bound is {needed}"
+    );
+
+    // The naive way, every manifest, config and layer, for comparison.
+    let naive_dir = tmp.path().join("naive");
+    let proxy2 = FaultProxy::start(&registry.addr, Fault::None);
+    let out = run(worldfit_command().args([
+        "pull",
+        &format!("{}/app:1.0", proxy2.addr),
+        "--layout",
+        naive_dir.to_str().unwrap(),
+        "--plain-http",
+    ]));
+    assert!(out.status.success());
+    let naive: u64 = proxy2
+        .requests()
+        .iter()
+        .filter(|r| r.method == "GET")
+        .map(|r| r.sent)
+        .sum();
+    println!(
+        "select fetched {fetched} bytes in {} requests; fetching every entry: {naive} bytes",
+        gets.len()
+    );
+    assert!(fetched < naive);
+}
+
+#[test]
+fn registry_faults_are_one_line_errors_or_survived() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (oci, _) = four_platforms(tmp.path());
+    let registry = Registry::start();
+    let out = skopeo(&[
+        "copy",
+        "--all",
+        "--dest-tls-verify=false",
+        &format!("oci:{}:1.0", oci.display()),
+        &format!("docker://{}/app:1.0", registry.addr),
+    ]);
+    assert!(out.status.success());
+
+    let err = fails(&[&format!("{}/app:nope", registry.addr), "--plain-http"]);
+    assert!(
+        err.contains("not found (404)") && err.contains("app:nope"),
+        "{err}"
+    );
+
+    let proxy = FaultProxy::start(&registry.addr, Fault::Unauthorized);
+    let err = fails(&[&format!("{}/app:1.0", proxy.addr), "--plain-http"]);
+    assert!(err.contains("401 Unauthorized"), "{err}");
+
+    // 503 once on the layer, then it comes: selection carries on.
+    let proxy = FaultProxy::start(
+        &registry.addr,
+        Fault::Status {
+            code: 503,
+            times: 1,
+            path_contains: Some("/blobs/".into()),
+        },
+    );
+    let (code, _, _) = select(&[&format!("{}/app:1.0", proxy.addr), "--plain-http"]);
+    assert_eq!(code, Some(0));
+
+    // A layer whose body stalls: bounded by --timeout.
+    let proxy = FaultProxy::start(
+        &registry.addr,
+        Fault::Stall {
+            path_contains: Some("/blobs/".into()),
+        },
+    );
+    let started = std::time::Instant::now();
+    let err = fails(&[
+        &format!("{}/app:1.0", proxy.addr),
+        "--plain-http",
+        "--timeout",
+        "0.5",
+    ]);
+    assert!(err.contains("stalled"), "{err}");
+    assert!(started.elapsed().as_secs() < 10);
+
+    // A layer cut short: an integrity failure, not a fallback.
+    let proxy = FaultProxy::start(
+        &registry.addr,
+        Fault::TruncateBody {
+            path_contains: Some("/blobs/".into()),
+        },
+    );
+    let err = fails(&[&format!("{}/app:1.0", proxy.addr), "--plain-http"]);
+    assert!(err.contains("blob"), "{err}");
+}
