@@ -98,7 +98,12 @@ pub fn looks_like_registry(text: &str) -> bool {
     let Some((first, _)) = text.split_once('/') else {
         return false;
     };
-    first == "localhost" || first.contains('.') || first.contains(':')
+    // A host name or address, never `.`, `..` or a path component.
+    let hostlike = !first.starts_with(['.', '-', ':'])
+        && first
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".-:[]".contains(&b));
+    hostlike && (first == "localhost" || first.contains('.') || first.contains(':'))
 }
 
 /// The credentials for a registry host from the Docker config
@@ -561,5 +566,8 @@ mod tests {
         assert!(!looks_like_registry("./oci:latest"));
         assert!(!looks_like_registry("oci"));
         assert!(!looks_like_registry("build/oci:1.0"));
+        assert!(!looks_like_registry("../oci:1.0"));
+        assert!(!looks_like_registry("my.dir_x/oci"));
+        assert!(looks_like_registry("[::1]:5000/app"));
     }
 }

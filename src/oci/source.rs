@@ -342,3 +342,26 @@ pub async fn collect(
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn media_type_comes_from_the_json() {
+        assert_eq!(
+            probe_media_type(br#"{"schemaVersion":2,"manifests":[]}"#).unwrap(),
+            INDEX_MEDIA_TYPE
+        );
+        assert_eq!(
+            probe_media_type(br#"{"schemaVersion":2,"config":{}}"#).unwrap(),
+            MANIFEST_MEDIA_TYPE
+        );
+        assert_eq!(
+            probe_media_type(br#"{"schemaVersion":2,"mediaType":"x","config":{}}"#).unwrap(),
+            "x"
+        );
+        assert!(probe_media_type(b"[1]").is_err());
+        assert!(probe_media_type(b"{}").is_err());
+    }
+}
