@@ -43,6 +43,11 @@ pub fn feature_levels(features: &[String], host: &Host) -> (Level, Vec<FeatureLe
     (worst, levels)
 }
 
+/// Judges one platform feature against a host's advertised features.
+pub fn feature_level(feature: &str, host: &Host) -> FeatureLevel {
+    level_of(feature, host.features())
+}
+
 fn level_of(feature: &str, advertised: &[WitName]) -> FeatureLevel {
     let no = FeatureLevel {
         feature: feature.to_string(),
@@ -52,9 +57,7 @@ fn level_of(feature: &str, advertised: &[WitName]) -> FeatureLevel {
     let Ok(wanted) = feature.parse::<WitName>() else {
         return no;
     };
-    let same_name = advertised
-        .iter()
-        .filter(|h| h.unversioned() == wanted.unversioned());
+    let same_name = advertised.iter().filter(|h| h.same_name(&wanted));
     // An unversioned feature asks only for the name.
     let best = match &wanted.version {
         None => same_name.max_by(|a, b| a.version.cmp(&b.version)),

@@ -34,7 +34,7 @@
 //! # Ok(()) }
 //! ```
 
-use crate::features::{Level, feature_levels};
+use crate::features::{FeatureLevel, Level, feature_level};
 use crate::host::Host;
 use crate::oci::WASM_LAYER_MEDIA_TYPE;
 use crate::oci::artifact::{Descriptor, Manifest};
@@ -44,6 +44,7 @@ use crate::oci::source::{MAX_BLOB_BYTES, Source, is_image_manifest};
 use crate::platform::Platform;
 use anyhow::{Context, Result};
 use serde::Serialize;
+use std::collections::HashMap;
 
 /// What to select and how far to confirm.
 #[derive(Default)]
@@ -202,8 +203,14 @@ struct Judged {
     checked: &'static str,
 }
 
-/// Judges an entry's features (or what its config/layer implied) against the host.
-fn judge(entry: Entry, host: &Host) -> Judged {
+/// Judges an entry's features (or what its config/layer implied) against
+/// the host, which runs `oses`.
+fn judge(
+    entry: Entry,
+    host: &Host,
+    oses: &[&str],
+    memo: &mut HashMap<String, (Level, Option<String>)>,
+) -> Judged {
     let mut j = Judged {
         verdict: EntryVerdict::NotWasm,
         level: None,
@@ -232,7 +239,6 @@ fn judge(entry: Entry, host: &Host) -> Judged {
         j.reasons.push("its requirements could not be read".into());
         return j;
     };
-    let oses = host.oses();
     if !oses.contains(&p.os.as_str()) {
         j.reasons.push(format!(
             "needs {}; host runs {} only",
@@ -245,26 +251,37 @@ fn judge(entry: Entry, host: &Host) -> Judged {
         ));
         return j;
     }
-    let (level, levels) = feature_levels(&p.os_features, host);
-    j.level = Some(level);
-    for l in &levels {
-        match (l.level, &l.host_has) {
-            (Level::No, Some(h)) => j.reasons.push(format!("needs {}; host has {h}", l.feature)),
-            (Level::No, None) => j
-                .reasons
-                .push(format!("needs {}; host lacks it", l.feature)),
-            (Level::Maybe, Some(h)) => j
-                .reasons
-                .push(format!("needs {}; host has older {h}", l.feature)),
-            _ => {}
+    let mut level = Level::Yes;
+    for f in &p.os_features {
+        let (l, reason) = match memo.get(f.as_str()) {
+            Some(x) => x,
+            None => memo
+                .entry(f.clone())
+                .or_insert_with(|| judge_feature(feature_level(f, host))),
+        };
+        level = level.min(*l);
+        if let Some(r) = reason {
+            j.reasons.push(r.clone());
         }
     }
+    j.level = Some(level);
     j.verdict = match level {
         Level::Yes => EntryVerdict::Compatible,
         Level::Maybe => EntryVerdict::Maybe,
         Level::No => EntryVerdict::Incompatible,
     };
     j
+}
+
+/// A feature's level and, unless it is *yes*, the reason to show.
+fn judge_feature(l: FeatureLevel) -> (Level, Option<String>) {
+    let reason = match (l.level, &l.host_has) {
+        (Level::No, Some(h)) => Some(format!("needs {}; host has {h}", l.feature)),
+        (Level::No, None) => Some(format!("needs {}; host lacks it", l.feature)),
+        (Level::Maybe, Some(h)) => Some(format!("needs {}; host has older {h}", l.feature)),
+        _ => None,
+    };
+    (l.level, reason)
 }
 
 /// How much the ranking likes an os: the preferred one most, then newer WASI.
@@ -281,37 +298,38 @@ fn os_rank(os: &str, prefer: Option<&str>) -> u8 {
 /// Selects the entry of `source` that `host` should run.
 pub async fn select(source: &Source, host: &Host, opts: &SelectOptions) -> Result<Selection> {
     let known = host.known_worlds();
+    let oses = host.oses();
     let (root, root_bytes) = source.root().await?;
     let descriptors = manifests(source, &root, &root_bytes).await?;
     let mut judged = Vec::with_capacity(descriptors.len());
+    // Indexes repeat the same few features across many entries.
+    let mut levels = HashMap::new();
     for d in descriptors {
         // The index decides most entries; the rest need their manifest and config.
-        let entry = match from_index(&d, known) {
-            Some(e) => e,
-            None => describe(source, d, known).await?,
+        let entry = match from_index(d, known) {
+            Ok(e) => e,
+            Err(d) => describe(source, d, known).await?,
         };
-        judged.push(judge(entry, host));
+        judged.push(judge(entry, host, &oses, &mut levels));
     }
     let prefer = opts.prefer.as_deref();
-    let mut order: Vec<usize> = (0..judged.len())
-        .filter(|&i| matches!(judged[i].level, Some(Level::Yes | Level::Maybe)))
-        .filter(|&i| judged[i].verdict != EntryVerdict::Incompatible)
-        .collect();
     // Features yes before maybe; then the preferred/newest WASI; then index order.
-    order.sort_by_key(|&i| {
-        let j = &judged[i];
-        let os = j
-            .entry
-            .platform
-            .as_ref()
-            .map(|p| p.os.as_str())
-            .unwrap_or("");
-        (
-            std::cmp::Reverse(j.level),
-            std::cmp::Reverse(os_rank(os, prefer)),
-            i,
-        )
-    });
+    let mut ranked: Vec<(std::cmp::Reverse<Level>, std::cmp::Reverse<u8>, usize)> = judged
+        .iter()
+        .enumerate()
+        .filter(|(_, j)| j.verdict != EntryVerdict::Incompatible)
+        .filter_map(|(i, j)| {
+            let level = j.level.filter(|l| *l != Level::No)?;
+            let os = j.entry.platform.as_ref().map_or("", |p| p.os.as_str());
+            Some((
+                std::cmp::Reverse(level),
+                std::cmp::Reverse(os_rank(os, prefer)),
+                i,
+            ))
+        })
+        .collect();
+    ranked.sort_unstable();
+    let order: Vec<usize> = ranked.into_iter().map(|(_, _, i)| i).collect();
     let mut selected = None;
     let mut layer = None;
     #[cfg(feature = "wasmtime")]
@@ -326,7 +344,7 @@ pub async fn select(source: &Source, host: &Host, opts: &SelectOptions) -> Resul
             break;
         }
         let bytes = match judged[i].entry.layer.take() {
-            Some((_, bytes)) => bytes,
+            Some(bytes) => bytes,
             None => match wasm_layer(source, &judged[i].entry.descriptor).await? {
                 Ok(bytes) => bytes,
                 Err(why) => {
@@ -397,25 +415,25 @@ pub async fn select(source: &Source, host: &Host, opts: &SelectOptions) -> Resul
             .map(|p| p.os.clone())
             .unwrap_or_default();
         let chosen_level = judged[s].level;
+        let (worse, other_os, later) = (
+            "a better-fitting entry was selected".to_string(),
+            format!("{chosen_os} is preferred"),
+            "an earlier entry was selected".to_string(),
+        );
         for &i in &order {
             if i == s || judged[i].verdict == EntryVerdict::Incompatible {
                 continue;
             }
             let j = &mut judged[i];
-            let os = j
-                .entry
-                .platform
-                .as_ref()
-                .map(|p| p.os.clone())
-                .unwrap_or_default();
+            let os = j.entry.platform.as_ref().map_or("", |p| p.os.as_str());
             let why = if j.level < chosen_level {
-                "a better-fitting entry was selected".to_string()
+                &worse
             } else if os != chosen_os {
-                format!("{chosen_os} is preferred")
+                &other_os
             } else {
-                "an earlier entry was selected".to_string()
+                &later
             };
-            j.reasons.push(why);
+            j.reasons.push(why.clone());
         }
         judged[s].verdict = EntryVerdict::Selected;
     }

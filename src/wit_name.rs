@@ -92,6 +92,14 @@ impl WitName {
         }
     }
 
+    /// Whether two names differ at most in their version (no allocation,
+    /// unlike comparing [`WitName::unversioned`]).
+    pub fn same_name(&self, other: &WitName) -> bool {
+        self.namespace == other.namespace
+            && self.package == other.package
+            && self.item == other.item
+    }
+
     /// The semver track of this name's version, if it has one.
     pub fn track(&self) -> Option<Track> {
         self.version.as_ref().map(Track::of)

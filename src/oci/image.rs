@@ -35,7 +35,7 @@ pub enum Declared {
 /// One entry of an image.
 #[derive(Debug, Clone, Serialize)]
 pub struct Entry {
-    /// The manifest's descriptor (its platform as the index gives it).
+    /// The manifest's descriptor (its `platform` moved to the field below).
     pub descriptor: Descriptor,
     /// Whether the manifest is a wasm build (a wasm config or layer).
     pub wasm: bool,
@@ -50,7 +50,7 @@ pub struct Entry {
     pub unreadable: Option<String>,
     /// The wasm layer, when it was read to describe the entry.
     #[serde(skip)]
-    pub layer: Option<(Descriptor, Vec<u8>)>,
+    pub layer: Option<Vec<u8>>,
 }
 
 /// The manifests of an index (following nested indexes), each with the
@@ -144,45 +144,63 @@ pub async fn entries(
 }
 
 /// The entry as the index alone describes it, without fetching anything:
-/// `Some` for a platform that isn't wasm, an unknown media type, and a wasm
-/// platform in this encoding (`os.features`, or `os` `wasip1`).
-pub fn from_index(d: &Descriptor, known: &[KnownWorld]) -> Option<Entry> {
-    let entry = |wasm: bool, target: Option<String>, declared: Declared| Entry {
-        descriptor: d.clone(),
+/// `Ok` for a platform that isn't wasm, an unknown media type, and a wasm
+/// platform in this encoding (`os.features`, or `os` `wasip1`); the
+/// descriptor back when its manifest must be read. The target world is
+/// left for [`describe`] to name (selection doesn't need it).
+pub fn from_index(mut d: Descriptor, known: &[KnownWorld]) -> Result<Entry, Descriptor> {
+    let wasm_platform = d
+        .platform
+        .as_ref()
+        .is_some_and(|p| p.architecture == "wasm" || p.os.starts_with("wasip"));
+    let (wasm, target) =
+        if (d.platform.is_some() && !wasm_platform) || !is_image_manifest(&d.media_type) {
+            (false, None)
+        } else {
+            let Some(p) = d.platform.as_ref() else {
+                return Err(d);
+            };
+            if p.os_features.is_empty() && p.os != "wasip1" {
+                return Err(d);
+            }
+            let _ = known;
+            (true, None)
+        };
+    Ok(Entry {
+        platform: d.platform.take(),
+        descriptor: d,
         wasm,
-        platform: d.platform.clone(),
         target,
-        declared,
+        declared: if wasm {
+            Declared::Index
+        } else {
+            Declared::None
+        },
         unreadable: None,
         layer: None,
-    };
-    let p = d.platform.as_ref();
-    let wasm_platform = p.is_some_and(|p| p.architecture == "wasm" || p.os.starts_with("wasip"));
-    if (p.is_some() && !wasm_platform) || !is_image_manifest(&d.media_type) {
-        return Some(entry(false, None, Declared::None));
-    }
-    let p = p?;
-    if p.os_features.is_empty() && p.os != "wasip1" {
-        return None;
-    }
-    // The target world comes first in `os.features`, when there is one.
-    let target = p.os_features.first().filter(|f| {
-        f.parse::<WitName>().is_ok_and(|n| {
-            known
-                .iter()
-                .any(|k| k.name.unversioned() == n.unversioned())
-        })
-    });
-    Some(entry(true, target.cloned(), Declared::Index))
+    })
 }
 
 /// Describes an entry: from the index when it says enough, else from its
 /// manifest and CNCF wasm config, else from its layer (kept in the entry,
 /// so confirming it doesn't fetch it again).
 pub async fn describe(source: &Source, d: Descriptor, known: &[KnownWorld]) -> Result<Entry> {
-    if let Some(e) = from_index(&d, known) {
-        return Ok(e);
-    }
+    let d = match from_index(d, known) {
+        Ok(mut e) => {
+            // The target world comes first in `os.features`, when there is one.
+            e.target = e
+                .platform
+                .as_ref()
+                .and_then(|p| p.os_features.first())
+                .filter(|f| {
+                    f.parse::<WitName>()
+                        .is_ok_and(|n| known.iter().any(|k| k.name.same_name(&n)))
+                })
+                .cloned();
+            return Ok(e);
+        }
+        Err(d) => d,
+    };
     let bytes = source.fetch(&d, MAX_MANIFEST_BYTES, &mut |_| {}).await?;
     let manifest: Manifest = serde_json::from_slice(&bytes)
         .with_context(|| format!("manifest `{}` is not a valid OCI manifest", d.digest))?;
@@ -242,6 +260,6 @@ pub async fn describe(source: &Source, d: Descriptor, known: &[KnownWorld]) -> R
         crate::component::Wasm::Module(_) => None,
     };
     let mut e = entry(true, Some(platform(&wasm, known)), target, Declared::Layer);
-    e.layer = Some((layer.clone(), bytes));
+    e.layer = Some(bytes);
     Ok(e)
 }
