@@ -356,6 +356,23 @@ fn hostile_indexes_are_errors_that_name_the_source() {
     let err = fails(&[&format!("{}:1.0", oci.display())]);
     assert!(err.contains("malformed digest"), "{err}");
 
+    // An entry of a media type nobody knows is skipped with a reason.
+    let weird = Descriptor {
+        media_type: "application/vnd.example.thing+json".into(),
+        platform: None,
+        ..p2.entry.clone()
+    };
+    let dir = tmp.path().join("weird");
+    std::fs::create_dir(&dir).unwrap();
+    let oci = layout(&dir, &[&p2], vec![weird, p2.entry.clone()], vec![]);
+    let (code, j, _) = select(&[&format!("{}:1.0", oci.display())]);
+    assert_eq!(code, Some(0));
+    assert_eq!(verdicts(&j), ["not-wasm", "selected"]);
+    assert_eq!(
+        j.entries[0].reasons,
+        ["unknown media type `application/vnd.example.thing+json`; skipped"]
+    );
+
     // An index of indexes deeper than the limit.
     let dir = tmp.path().join("deep");
     std::fs::create_dir(&dir).unwrap();
