@@ -23,11 +23,19 @@
 //! with one run each, and skips (exit 0) when an input or `wasm-tools` is
 //! missing; under `cargo bench` those are errors.
 
-use std::ffi::OsString;
+mod support;
+
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
+use support::{
+    CommandLine, MIB, Mode, bench_inputs, median, name_width, on_path, parse_args, wasm_entries,
+    worldfit_bin,
+};
+
+/// The name this bench's messages start with.
+const WHO: &str = "cli_vs_peer";
 
 /// Target: worldfit's median wall time / the peer's.
 const TARGET_RATIO: f64 = 1.0;
@@ -53,24 +61,16 @@ struct Run {
 /// A command line to measure.
 struct Tool {
     name: &'static str,
-    program: PathBuf,
-    args: Vec<OsString>,
+    line: CommandLine,
 }
 
 impl Tool {
     fn command(&self) -> Command {
-        let mut cmd = Command::new(&self.program);
-        cmd.args(&self.args);
-        cmd
+        self.line.command()
     }
 
     fn display(&self) -> String {
-        let mut s = self.program.display().to_string();
-        for a in &self.args {
-            s.push(' ');
-            s.push_str(&a.to_string_lossy());
-        }
-        s
+        self.line.display()
     }
 
     /// Spawns the command with null stdio and reaps it with `wait4`, which
@@ -138,125 +138,17 @@ impl Tool {
     }
 }
 
-#[derive(PartialEq)]
-enum Mode {
-    /// `cargo bench`: N runs, targets judged.
-    Bench,
-    /// `cargo test --benches`: one run each, agreement only.
-    Smoke,
-}
-
-struct Config {
-    mode: Mode,
-    warmup: usize,
-    runs: usize,
-}
-
-fn parse_args() -> Result<Config, String> {
-    let mut bench = false;
-    let mut runs = None;
-    let mut quick = false;
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--bench" => bench = true,
-            "--quick" => quick = true,
-            "--runs" => {
-                let n = args.next().ok_or("--runs needs a number")?;
-                runs = Some(
-                    n.parse::<usize>()
-                        .map_err(|e| format!("--runs {n}: {e}"))?
-                        .max(1),
-                );
-            }
-            // cargo may pass a filter or libtest flags; nothing to filter here.
-            other => eprintln!("cli_vs_peer: ignoring argument `{other}`"),
-        }
-    }
-    if !bench && !quick && runs.is_none() {
-        return Ok(Config {
-            mode: Mode::Smoke,
-            warmup: 0,
-            runs: 1,
-        });
-    }
-    let runs = runs.unwrap_or(if quick { QUICK_RUNS } else { RUNS });
-    Ok(Config {
-        mode: Mode::Bench,
-        warmup: WARMUP,
-        runs,
-    })
-}
-
-fn bench_dir() -> PathBuf {
-    let dir = match std::env::var_os("WORLDFIT_BENCH_DIR") {
-        Some(dir) => PathBuf::from(dir),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/bench"),
-    };
-    std::fs::canonicalize(&dir).unwrap_or(dir)
-}
-
 /// The bench components with their sizes; only metadata is read, so the
 /// bench process stays small (see [`Tool::run`]).
 fn inputs(dir: &Path) -> std::io::Result<Vec<(PathBuf, u64)>> {
     let mut out = Vec::new();
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        if path.extension().is_some_and(|e| e == "wasm") {
-            let size = std::fs::metadata(&path)?.len();
-            out.push((path, size));
-        }
+    for path in wasm_entries(dir)? {
+        let path = path?;
+        let size = std::fs::metadata(&path)?.len();
+        out.push((path, size));
     }
     out.sort();
     Ok(out)
-}
-
-fn on_path(name: &str) -> Option<PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|p| {
-            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
-}
-
-/// The worldfit binary: `$WORLDFIT_BIN`, else the one cargo built for this
-/// bench (`target/release/worldfit` under `cargo bench`), else a fresh
-/// `cargo build --release --bin worldfit`.
-fn worldfit_bin() -> Result<PathBuf, String> {
-    if let Some(p) = std::env::var_os("WORLDFIT_BIN") {
-        return Ok(PathBuf::from(p));
-    }
-    let built = PathBuf::from(env!("CARGO_BIN_EXE_worldfit"));
-    if built.is_file() {
-        return Ok(built);
-    }
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    eprintln!(
-        "cli_vs_peer: `{}` is missing; running cargo build --release --bin worldfit",
-        built.display()
-    );
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["build", "--release", "--bin", "worldfit", "--manifest-path"])
-        .arg(manifest.join("Cargo.toml"))
-        .status()
-        .map_err(|e| format!("failed to run cargo: {e}"))?;
-    if !status.success() {
-        return Err(format!(
-            "cargo build --release --bin worldfit failed: {status}"
-        ));
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| manifest.join("target"));
-    let bin = target.join("release/worldfit");
-    if bin.is_file() {
-        Ok(bin)
-    } else {
-        Err(format!("`{}` not found after building", bin.display()))
-    }
 }
 
 /// W: `deps/` from the repository's `wit/deps/*.wit`, plus `root.wit`.
@@ -285,15 +177,6 @@ fn make_wit_dir() -> std::io::Result<tempfile::TempDir> {
     Ok(dir)
 }
 
-fn median(sorted: &[f64]) -> f64 {
-    let n = sorted.len();
-    if n % 2 == 1 {
-        sorted[n / 2]
-    } else {
-        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
-    }
-}
-
 /// Nearest-rank percentile.
 fn percentile(sorted: &[f64], p: f64) -> f64 {
     let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
@@ -320,8 +203,6 @@ fn stats(runs: &[Run]) -> Stats {
     }
 }
 
-const MIB: f64 = 1024.0 * 1024.0;
-
 /// This process's own peak RSS (`VmHWM`), in MiB. Not `getrusage(RUSAGE_SELF)`:
 /// that includes cargo's footprint, folded in when cargo spawned us.
 fn self_hwm_mib() -> Option<f64> {
@@ -342,23 +223,12 @@ fn disagreement(what: &str, tools: &[&Tool]) -> ExitCode {
 }
 
 fn main() -> ExitCode {
-    let config = match parse_args() {
+    let config = match parse_args(WHO, WARMUP, RUNS, QUICK_RUNS) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("cli_vs_peer: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     // Missing prerequisites fail `cargo bench` but only skip the smoke run.
-    let missing = |msg: String| {
-        eprintln!("cli_vs_peer: error: {msg}");
-        if config.mode == Mode::Smoke {
-            eprintln!("cli_vs_peer: skipping (smoke run)");
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::FAILURE
-        }
-    };
+    let missing = |msg: String| support::missing(WHO, &config.mode, &msg);
 
     let Some(peer) = on_path("wasm-tools") else {
         return missing(
@@ -366,34 +236,18 @@ fn main() -> ExitCode {
                 .into(),
         );
     };
-    let dir = bench_dir();
-    let inputs = match inputs(&dir) {
-        Ok(v) if !v.is_empty() => v,
-        Ok(_) => {
-            return missing(format!(
-                "no *.wasm in `{}` (set WORLDFIT_BENCH_DIR)",
-                dir.display()
-            ));
-        }
-        Err(e) => {
-            return missing(format!(
-                "cannot read `{}`: {e} (set WORLDFIT_BENCH_DIR)",
-                dir.display()
-            ));
-        }
+    let inputs = match bench_inputs(inputs) {
+        Ok(v) => v,
+        Err(msg) => return missing(msg),
     };
-    let worldfit = match worldfit_bin() {
+    let worldfit = match worldfit_bin(WHO) {
         Ok(p) => p,
-        Err(e) => {
-            eprintln!("cli_vs_peer: error: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(e) => return support::error(WHO, &e),
     };
     let wit = match make_wit_dir() {
         Ok(d) => d,
         Err(e) => {
-            eprintln!("cli_vs_peer: error: cannot create the host WIT directory: {e}");
-            return ExitCode::FAILURE;
+            return support::error(WHO, &format!("cannot create the host WIT directory: {e}"));
         }
     };
     let peer_version = Command::new(&peer)
@@ -433,36 +287,36 @@ fn main() -> ExitCode {
     }
     let mut rows = Vec::new();
     for (path, size) in &inputs {
-        let name = path
-            .file_name()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .into_owned();
+        let name = support::file_name(path);
         let wf = Tool {
             name: "worldfit",
-            program: worldfit.clone(),
-            args: vec![
-                "check".into(),
-                "--no-confirm".into(),
-                "--wit".into(),
-                wit.path().into(),
-                "--world".into(),
-                "cmd".into(),
-                path.into(),
-            ],
+            line: CommandLine {
+                program: worldfit.clone(),
+                args: vec![
+                    "check".into(),
+                    "--no-confirm".into(),
+                    "--wit".into(),
+                    wit.path().into(),
+                    "--world".into(),
+                    "cmd".into(),
+                    path.into(),
+                ],
+            },
         };
         let pe = Tool {
             name: "wasm-tools",
-            program: peer.clone(),
-            args: vec![
-                "component".into(),
-                "targets".into(),
-                "--semver-compatible".into(),
-                wit.path().into(),
-                "--world".into(),
-                "cmd".into(),
-                path.into(),
-            ],
+            line: CommandLine {
+                program: peer.clone(),
+                args: vec![
+                    "component".into(),
+                    "targets".into(),
+                    "--semver-compatible".into(),
+                    wit.path().into(),
+                    "--world".into(),
+                    "cmd".into(),
+                    path.into(),
+                ],
+            },
         };
         let measure = |t: &Tool| {
             t.run().unwrap_or_else(|e| {
@@ -547,12 +401,7 @@ fn main() -> ExitCode {
     }
 
     // The table.
-    let name_w = rows
-        .iter()
-        .map(|r| r.name.len())
-        .max()
-        .unwrap_or(0)
-        .max("component".len());
+    let name_w = name_width(rows.iter().map(|r| r.name.as_str()));
     let mut out = String::new();
     let _ = writeln!(
         out,

@@ -12,31 +12,17 @@
 //! `cargo bench --bench confirm [-- --quick]`. Under `cargo test --benches`
 //! it only confirms the smallest fixture once.
 
+mod support;
+
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+use support::{bench_dir_unresolved, time, wasm_entries};
 use worldfit::cache::CompileCache;
 use worldfit::confirm::ConfirmOptions;
 use worldfit::{Host, check, decode};
 
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v[v.len() / 2]
-}
-
 fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1e3)
-}
-
-fn time<T>(n: usize, mut f: impl FnMut() -> T) -> Duration {
-    median(
-        (0..n)
-            .map(|_| {
-                let t = Instant::now();
-                std::hint::black_box(f());
-                t.elapsed()
-            })
-            .collect(),
-    )
 }
 
 fn main() {
@@ -55,13 +41,10 @@ fn main() {
         assert!(c.instantiated, "{:?}", c.message);
         return;
     }
-    let dir = std::env::var_os("WORLDFIT_BENCH_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/bench")));
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+    let dir = bench_dir_unresolved();
+    let mut files: Vec<PathBuf> = wasm_entries(&dir)
         .unwrap_or_else(|e| panic!("no bench inputs in `{}`: {e}", dir.display()))
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "wasm"))
+        .map(Result::unwrap)
         .collect();
     files.sort();
     let (slow_runs, fast_runs) = if quick { (1, 5) } else { (3, 20) };

@@ -12,6 +12,8 @@
 //! Run with `cargo bench --bench select` (criterion arguments after `--`).
 //! After criterion's output it prints the medians and the cost per entry.
 
+mod support;
+
 use criterion::{BenchmarkId, Criterion};
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -118,15 +120,8 @@ fn main() {
             b.iter(|| now(select(&source, &host, &options)).unwrap())
         });
         // Our own median for the table, from a fixed number of runs.
-        let mut times: Vec<Duration> = (0..21)
-            .map(|_| {
-                let t = std::time::Instant::now();
-                now(select(&source, &host, &options)).unwrap();
-                t.elapsed()
-            })
-            .collect();
-        times.sort();
-        rows.push((n, index_bytes, times[times.len() / 2]));
+        let median = support::time(21, || now(select(&source, &host, &options)).unwrap());
+        rows.push((n, index_bytes, median));
     }
     group.finish();
     c.final_summary();

@@ -33,11 +33,17 @@
 //! agree, and skips (exit 0) when an input, `sha256sum` or `cp` is missing;
 //! under `cargo bench` those are errors.
 
+mod support;
+
 use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode, Stdio};
+use std::process::{ExitCode, Stdio};
 use std::time::{Duration, Instant};
+use support::{
+    CommandLine as Tool, Mode, bench_inputs, median, name_width, on_path, parse_args, wasm_files,
+    worldfit_bin,
+};
 use worldfit::component::{Wasm, decode};
 use worldfit::host::{KnownWorld, standard_worlds};
 use worldfit::oci::artifact::build;
@@ -50,120 +56,8 @@ const RUNS: usize = 15;
 const QUICK_RUNS: usize = 5;
 const MB: f64 = 1e6;
 const TAG: &str = "latest";
-
-#[derive(PartialEq)]
-enum Mode {
-    /// `cargo bench`: N runs, target judged.
-    Bench,
-    /// `cargo test --benches`: one run each, agreement only.
-    Smoke,
-}
-
-struct Config {
-    mode: Mode,
-    warmup: usize,
-    runs: usize,
-}
-
-fn parse_args() -> Result<Config, String> {
-    let mut bench = false;
-    let mut runs = None;
-    let mut quick = false;
-    let mut args = std::env::args().skip(1);
-    while let Some(a) = args.next() {
-        match a.as_str() {
-            "--bench" => bench = true,
-            "--quick" => quick = true,
-            "--runs" => {
-                let n = args.next().ok_or("--runs needs a number")?;
-                runs = Some(
-                    n.parse::<usize>()
-                        .map_err(|e| format!("--runs {n}: {e}"))?
-                        .max(1),
-                );
-            }
-            // cargo may pass a filter or libtest flags; nothing to filter here.
-            other => eprintln!("tag bench: ignoring argument `{other}`"),
-        }
-    }
-    if !bench && !quick && runs.is_none() {
-        return Ok(Config {
-            mode: Mode::Smoke,
-            warmup: 0,
-            runs: 1,
-        });
-    }
-    Ok(Config {
-        mode: Mode::Bench,
-        warmup: WARMUP,
-        runs: runs.unwrap_or(if quick { QUICK_RUNS } else { RUNS }),
-    })
-}
-
-fn bench_dir() -> PathBuf {
-    let dir = match std::env::var_os("WORLDFIT_BENCH_DIR") {
-        Some(dir) => PathBuf::from(dir),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/bench"),
-    };
-    std::fs::canonicalize(&dir).unwrap_or(dir)
-}
-
-fn input_paths(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-    let mut out: Vec<PathBuf> = std::fs::read_dir(dir)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "wasm"))
-        .collect();
-    out.sort();
-    Ok(out)
-}
-
-fn on_path(name: &str) -> Option<PathBuf> {
-    use std::os::unix::fs::PermissionsExt;
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|p| {
-            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        })
-}
-
-/// The worldfit binary: `$WORLDFIT_BIN`, else the one cargo built for this
-/// bench (`target/release/worldfit` under `cargo bench`), else a fresh
-/// `cargo build --release --bin worldfit`.
-fn worldfit_bin() -> Result<PathBuf, String> {
-    if let Some(p) = std::env::var_os("WORLDFIT_BIN") {
-        return Ok(PathBuf::from(p));
-    }
-    let built = PathBuf::from(env!("CARGO_BIN_EXE_worldfit"));
-    if built.is_file() {
-        return Ok(built);
-    }
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    eprintln!(
-        "tag bench: `{}` is missing; running cargo build --release --bin worldfit",
-        built.display()
-    );
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let status = Command::new(cargo)
-        .args(["build", "--release", "--bin", "worldfit", "--manifest-path"])
-        .arg(manifest.join("Cargo.toml"))
-        .status()
-        .map_err(|e| format!("failed to run cargo: {e}"))?;
-    if !status.success() {
-        return Err(format!(
-            "cargo build --release --bin worldfit failed: {status}"
-        ));
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| manifest.join("target"));
-    let bin = target.join("release/worldfit");
-    if bin.is_file() {
-        Ok(bin)
-    } else {
-        Err(format!("`{}` not found after building", bin.display()))
-    }
-}
+/// The name this bench's messages start with.
+const WHO: &str = "tag bench";
 
 /// Where the temporary directories go: the target directory's `tmp/`, on the
 /// same filesystem as the build.
@@ -185,35 +79,9 @@ fn fail(msg: &str) -> ! {
     std::process::exit(1);
 }
 
-/// A command line to measure.
-struct Tool {
-    program: PathBuf,
-    args: Vec<OsString>,
-}
-
+/// What this bench does with a command line to measure (the shared
+/// `CommandLine`, called `Tool` here): time it, or capture its stdout.
 impl Tool {
-    fn new(program: &Path, args: impl IntoIterator<Item = impl Into<OsString>>) -> Tool {
-        Tool {
-            program: program.to_path_buf(),
-            args: args.into_iter().map(Into::into).collect(),
-        }
-    }
-
-    fn command(&self) -> Command {
-        let mut cmd = Command::new(&self.program);
-        cmd.args(&self.args);
-        cmd
-    }
-
-    fn display(&self) -> String {
-        let mut s = self.program.display().to_string();
-        for a in &self.args {
-            s.push(' ');
-            s.push_str(&a.to_string_lossy());
-        }
-        s
-    }
-
     /// Wall time from spawn to reap, with null stdio; a failure is fatal and
     /// shown with the command's output.
     fn time(&self) -> Duration {
@@ -288,15 +156,6 @@ fn in_process(root: &Path, bytes: &[u8], wasm: &Wasm, known: &[KnownWorld]) -> I
     }
 }
 
-fn median(sorted: &[f64]) -> f64 {
-    let n = sorted.len();
-    if n % 2 == 1 {
-        sorted[n / 2]
-    } else {
-        (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0
-    }
-}
-
 /// Median and min, in milliseconds.
 #[derive(Clone, Copy)]
 struct Stats {
@@ -331,23 +190,12 @@ struct Row {
 }
 
 fn main() -> ExitCode {
-    let config = match parse_args() {
+    let config = match parse_args(WHO, WARMUP, RUNS, QUICK_RUNS) {
         Ok(c) => c,
-        Err(e) => {
-            eprintln!("tag bench: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(code) => return code,
     };
     // Missing prerequisites fail `cargo bench` but only skip the smoke run.
-    let missing = |msg: String| {
-        eprintln!("tag bench: error: {msg}");
-        if config.mode == Mode::Smoke {
-            eprintln!("tag bench: skipping (smoke run)");
-            ExitCode::SUCCESS
-        } else {
-            ExitCode::FAILURE
-        }
-    };
+    let missing = |msg: String| support::missing(WHO, &config.mode, &msg);
 
     let Some(sha256sum) = on_path("sha256sum") else {
         return missing("`sha256sum` is not on PATH (GNU coreutils)".into());
@@ -355,37 +203,19 @@ fn main() -> ExitCode {
     let Some(cp) = on_path("cp") else {
         return missing("`cp` is not on PATH".into());
     };
-    let dir = bench_dir();
-    let paths = match input_paths(&dir) {
-        Ok(v) if !v.is_empty() => v,
-        Ok(_) => {
-            return missing(format!(
-                "no *.wasm in `{}` (set WORLDFIT_BENCH_DIR)",
-                dir.display()
-            ));
-        }
-        Err(e) => {
-            return missing(format!(
-                "cannot read `{}`: {e} (set WORLDFIT_BENCH_DIR)",
-                dir.display()
-            ));
-        }
+    let paths = match bench_inputs(wasm_files) {
+        Ok(v) => v,
+        Err(msg) => return missing(msg),
     };
-    let worldfit = match worldfit_bin() {
+    let worldfit = match worldfit_bin(WHO) {
         Ok(p) => p,
-        Err(e) => {
-            eprintln!("tag bench: error: {e}");
-            return ExitCode::FAILURE;
-        }
+        Err(e) => return support::error(WHO, &e),
     };
     let root = match tmp_root() {
         Ok(r) => r,
         Err(e) => {
-            eprintln!(
-                "tag bench: error: cannot create `{}`: {e}",
-                env!("CARGO_TARGET_TMPDIR")
-            );
-            return ExitCode::FAILURE;
+            let dir = env!("CARGO_TARGET_TMPDIR");
+            return support::error(WHO, &format!("cannot create `{dir}`: {e}"));
         }
     };
     let known = standard_worlds();
@@ -426,11 +256,7 @@ fn main() -> ExitCode {
 
     let mut rows = Vec::new();
     for path in &paths {
-        let name = path
-            .file_name()
-            .unwrap_or_default()
-            .to_string_lossy()
-            .into_owned();
+        let name = support::file_name(path);
         // Reading it also puts the file in the page cache for the processes.
         let bytes = std::fs::read(path)
             .unwrap_or_else(|e| fail(&format!("cannot read `{}`: {e}", path.display())));
@@ -559,12 +385,7 @@ fn main() -> ExitCode {
     }
 
     // The table: one line per measurement.
-    let name_w = rows
-        .iter()
-        .map(|r| r.name.len())
-        .max()
-        .unwrap_or(0)
-        .max("component".len());
+    let name_w = name_width(rows.iter().map(|r| r.name.as_str()));
     let what_w = 34;
     let mut out = String::new();
     let _ = writeln!(

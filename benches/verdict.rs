@@ -15,9 +15,12 @@
 //! `--`, e.g. `-- --quick` or a name filter). After criterion's own output it
 //! prints a table of the medians it measured in this run.
 
+mod support;
+
 use criterion::{BenchmarkId, Criterion, SamplingMode, black_box};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
+use support::{MIB, bench_dir, wasm_files};
 use worldfit::component::{Wasm, decode};
 use worldfit::host::Host;
 use worldfit::verdict::check;
@@ -33,21 +36,8 @@ struct Input {
     bytes: Vec<u8>,
 }
 
-fn bench_dir() -> PathBuf {
-    let dir = match std::env::var_os("WORLDFIT_BENCH_DIR") {
-        Some(dir) => PathBuf::from(dir),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/bench"),
-    };
-    std::fs::canonicalize(&dir).unwrap_or(dir)
-}
-
 fn load_inputs(dir: &Path) -> std::io::Result<Vec<Input>> {
-    let mut paths: Vec<PathBuf> = std::fs::read_dir(dir)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|e| e == "wasm"))
-        .collect();
-    paths.sort();
-    paths
+    wasm_files(dir)?
         .into_iter()
         .map(|p| {
             let name = p
@@ -84,7 +74,7 @@ fn criterion_dir() -> PathBuf {
 /// One line about what the verdict is, so a regression that makes the
 /// check trivially fast (e.g. an early error) is visible.
 fn describe(input: &Input, host: &Host) -> String {
-    let size = input.bytes.len() as f64 / (1024.0 * 1024.0);
+    let size = input.bytes.len() as f64 / MIB;
     match decode(&input.bytes) {
         Err(e) => format!("{}.wasm ({size:.1} MiB): decode error: {e}", input.name),
         Ok(wasm) => {
@@ -250,7 +240,7 @@ fn main() {
         let line = format!(
             "  {:<name_w$}  {:>5.1} MiB  {:>10}  {:>14}  {target}",
             format!("{}.wasm", input.name),
-            input.bytes.len() as f64 / (1024.0 * 1024.0),
+            input.bytes.len() as f64 / MIB,
             fmt_ms(d),
             fmt_ms(dc),
         );
