@@ -28,6 +28,9 @@ pub mod component;
 #[cfg(feature = "wasmtime")]
 pub mod confirm;
 pub mod features;
+// Entry points for the fuzz targets in `fuzz/` and tests/fuzz_smoke.rs.
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod host;
 pub mod oci;
 pub mod platform;

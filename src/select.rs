@@ -39,8 +39,7 @@ use crate::host::Host;
 use crate::oci::WASM_LAYER_MEDIA_TYPE;
 use crate::oci::artifact::{Descriptor, Manifest};
 use crate::oci::image::{Declared, Entry, describe, from_index, manifests};
-use crate::oci::layout::MAX_MANIFEST_BYTES;
-use crate::oci::source::{MAX_BLOB_BYTES, Source, is_image_manifest};
+use crate::oci::source::{Source, is_image_manifest};
 use crate::platform::Platform;
 use anyhow::{Context, Result};
 use serde::Serialize;
@@ -473,8 +472,11 @@ async fn wasm_layer(
     source: &Source,
     d: &Descriptor,
 ) -> Result<std::result::Result<Vec<u8>, String>> {
-    let bytes = source.fetch(d, MAX_MANIFEST_BYTES, &mut |_| {}).await?;
-    let manifest: Manifest = match serde_json::from_slice(&bytes) {
+    let limits = &source.limits;
+    let bytes = source
+        .fetch(d, limits.max_manifest_bytes, &mut |_| {})
+        .await?;
+    let manifest: Manifest = match limits.parse_json(&bytes) {
         Ok(m) => m,
         Err(e) => return Ok(Err(format!("its manifest is not valid: {e}"))),
     };
@@ -490,7 +492,7 @@ async fn wasm_layer(
         )));
     };
     let bytes = source
-        .fetch(layer, MAX_BLOB_BYTES, &mut |_| {})
+        .fetch(layer, limits.max_layer_bytes, &mut |_| {})
         .await
         .with_context(|| format!("cannot read the layer of `{}`", d.digest))?;
     Ok(Ok(bytes))

@@ -29,6 +29,8 @@ pub struct Opts {
     #[cfg(feature = "registry")]
     #[command(flatten)]
     registry: super::remote::RegistryFlags,
+    #[command(flatten)]
+    limits: super::limits::LimitFlags,
     /// Print machine-readable JSON (documented in README.md).
     #[arg(long)]
     json: bool,
@@ -154,7 +156,8 @@ impl Opts {
                 anyhow::anyhow!("`{text}` is neither a file nor an OCI layout directory")
             });
             if self.file.exists() || source.is_ok() {
-                return super::image::inspect(&source?, self.json);
+                let source = source?.with_limits(self.limits.limits());
+                return super::image::inspect(&source, self.json);
             }
         }
         let (_, wasm) = read_wasm(&self.file)?;

@@ -4,6 +4,7 @@ mod check;
 mod host;
 mod image;
 mod inspect;
+mod limits;
 mod output;
 #[cfg(feature = "wasmtime")]
 mod progress;

@@ -28,6 +28,8 @@ pub struct Opts {
     reference: String,
     #[command(flatten)]
     registry: RegistryFlags,
+    #[command(flatten)]
+    limits: super::limits::LimitFlags,
     /// Print machine-readable JSON.
     #[arg(long)]
     json: bool,
@@ -46,6 +48,7 @@ impl Opts {
         let Some(source) = Source::parse_layout(&self.layout)? else {
             bail!("`{}` is not an OCI layout directory", self.layout);
         };
+        let source = source.with_limits(self.limits.limits());
         let reference = parse_reference(&self.reference)?;
         let registry = Registry::open(&reference, self.registry.options()?)?;
         // `REPO` alone takes the layout's tag, as `docker push` would.

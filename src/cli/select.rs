@@ -7,7 +7,7 @@ use super::output::{print, print_json};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use serde::Serialize;
-use worldfit::oci::source::Source;
+use worldfit::oci::source::Origin;
 use worldfit::platform::Platform;
 use worldfit::select::{EntryReport, SelectOptions, select};
 
@@ -42,6 +42,8 @@ pub struct Opts {
     registry: super::remote::RegistryFlags,
     #[command(flatten)]
     sandbox: SandboxOpts,
+    #[command(flatten)]
+    limits: super::limits::LimitFlags,
     /// Print machine-readable JSON (documented in README.md).
     #[arg(long)]
     json: bool,
@@ -69,7 +71,10 @@ impl Opts {
     pub fn run(self) -> Result<u8> {
         self.sandbox.validate()?;
         let host = self.host.host()?;
-        let source = self.registry.source(&self.source)?;
+        let source = self
+            .registry
+            .source(&self.source)?
+            .with_limits(self.limits.limits());
         let options = SelectOptions {
             prefer: self.prefer.as_ref().map(|p| format!("wasi{p}")),
             no_confirm: self.no_confirm,
@@ -113,8 +118,8 @@ impl Opts {
             return Ok(code);
         }
         let mut text = selection.explain();
-        text.push_str(&match (selection.selected(), &source) {
-            (Some(e), Source::Layout { layout, .. }) => format!(
+        text.push_str(&match (selection.selected(), &source.origin) {
+            (Some(e), Origin::Layout { layout, .. }) => format!(
                 "\nits manifest: {}\n",
                 layout
                     .dir()

@@ -9,8 +9,8 @@
 //! `os` and `component.imports`/`exports`, else the layer itself, decoded.
 
 use super::artifact::{Descriptor, Manifest, WasmConfig};
-use super::layout::{Index, MAX_MANIFEST_BYTES};
-use super::source::{MAX_BLOB_BYTES, MAX_INDEX_DEPTH, Source, is_image_manifest, is_index};
+use super::layout::Index;
+use super::source::{Source, is_image_manifest, is_index};
 use super::{WASM_CONFIG_MEDIA_TYPE, WASM_LAYER_MEDIA_TYPE};
 use crate::host::KnownWorld;
 use crate::platform::{Platform, features_of, platform, targets, targets_of};
@@ -72,19 +72,29 @@ pub async fn manifests(
         );
     }
     let mut out = Vec::new();
-    let mut stack = vec![(0usize, parse_index(root, root_bytes)?.manifests.into_iter())];
+    let limits = &source.limits;
+    let mut stack = vec![(
+        0usize,
+        parse_index(source, root, root_bytes)?.manifests.into_iter(),
+    )];
     while let Some((depth, mut rest)) = stack.pop() {
         let Some(d) = rest.next() else { continue };
         stack.push((depth, rest));
         if is_index(&d.media_type) {
-            if depth + 1 >= MAX_INDEX_DEPTH {
+            if depth + 1 >= limits.max_index_depth {
                 bail!(
-                    "index `{}` nests deeper than {MAX_INDEX_DEPTH} levels",
-                    d.digest
+                    "index `{}` nests deeper than {} levels",
+                    d.digest,
+                    limits.max_index_depth
                 );
             }
-            let bytes = source.fetch(&d, MAX_MANIFEST_BYTES, &mut |_| {}).await?;
-            stack.push((depth + 1, parse_index(&d, &bytes)?.manifests.into_iter()));
+            let bytes = source
+                .fetch(&d, limits.max_manifest_bytes, &mut |_| {})
+                .await?;
+            stack.push((
+                depth + 1,
+                parse_index(source, &d, &bytes)?.manifests.into_iter(),
+            ));
         } else {
             out.push(d);
         }
@@ -123,9 +133,16 @@ fn platform_from_config(
     Some((platform, target))
 }
 
-fn parse_index(d: &Descriptor, bytes: &[u8]) -> Result<Index> {
-    serde_json::from_slice(bytes)
-        .with_context(|| format!("index `{}` is not a valid OCI image index", d.digest))
+fn parse_index(source: &Source, d: &Descriptor, bytes: &[u8]) -> Result<Index> {
+    let index: Index = source
+        .limits
+        .parse_json(bytes)
+        .with_context(|| format!("index `{}` is not a valid OCI image index", d.digest))?;
+    source
+        .limits
+        .check_entries(index.manifests.len())
+        .with_context(|| format!("index `{}`", d.digest))?;
+    Ok(index)
 }
 
 /// Describes each entry of an image, reading a manifest and config only
@@ -201,8 +218,12 @@ pub async fn describe(source: &Source, d: Descriptor, known: &[KnownWorld]) -> R
         }
         Err(d) => d,
     };
-    let bytes = source.fetch(&d, MAX_MANIFEST_BYTES, &mut |_| {}).await?;
-    let manifest: Manifest = serde_json::from_slice(&bytes)
+    let limits = &source.limits;
+    let bytes = source
+        .fetch(&d, limits.max_manifest_bytes, &mut |_| {})
+        .await?;
+    let manifest: Manifest = limits
+        .parse_json(&bytes)
         .with_context(|| format!("manifest `{}` is not a valid OCI manifest", d.digest))?;
     let layer = manifest
         .layers
@@ -212,9 +233,9 @@ pub async fn describe(source: &Source, d: Descriptor, known: &[KnownWorld]) -> R
     // error: the layer still says what the build needs.
     let config = if manifest.config.media_type == WASM_CONFIG_MEDIA_TYPE {
         let bytes = source
-            .fetch(&manifest.config, MAX_MANIFEST_BYTES, &mut |_| {})
+            .fetch(&manifest.config, limits.max_config_bytes, &mut |_| {})
             .await?;
-        serde_json::from_slice::<WasmConfig>(&bytes).ok()
+        limits.parse_json::<WasmConfig>(&bytes).ok()
     } else {
         None
     };
@@ -244,7 +265,9 @@ pub async fn describe(source: &Source, d: Descriptor, known: &[KnownWorld]) -> R
     let Some(layer) = layer else {
         return Ok(entry(true, d.platform.clone(), None, Declared::None));
     };
-    let bytes = source.fetch(layer, MAX_BLOB_BYTES, &mut |_| {}).await?;
+    let bytes = source
+        .fetch(layer, limits.max_layer_bytes, &mut |_| {})
+        .await?;
     let wasm = match crate::component::decode(&bytes) {
         Ok(w) => w,
         Err(e) => {

@@ -10,13 +10,15 @@
 //! into place at the end, so a failed first run leaves nothing.
 
 use super::artifact::{Artifact, Blob, Descriptor};
+use super::limits::ReadLimits;
 use super::{INDEX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE, REF_NAME};
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-/// Largest `index.json`, manifest or index read (as distribution does).
+/// Largest `index.json`, manifest or index read by default (as
+/// distribution allows); see [`ReadLimits`].
 pub const MAX_MANIFEST_BYTES: u64 = 4 << 20;
 
 /// An image index (also the shape of a layout's `index.json`).
@@ -121,8 +123,13 @@ impl Layout {
         Ok(bytes)
     }
 
-    /// Reads `index.json`.
+    /// Reads `index.json` within the default limits.
     pub fn read_index(&self) -> Result<Index> {
+        self.read_index_with(&ReadLimits::default())
+    }
+
+    /// Reads `index.json` within `limits` (size, JSON depth, entries).
+    pub fn read_index_with(&self, limits: &ReadLimits) -> Result<Index> {
         let path = self.dir.join("index.json");
         let meta = std::fs::metadata(&path).with_context(|| {
             format!(
@@ -130,16 +137,20 @@ impl Layout {
                 self.dir.display()
             )
         })?;
-        if meta.len() > MAX_MANIFEST_BYTES {
+        if meta.len() > limits.max_manifest_bytes {
             bail!(
-                "`{}` is over the limit of {MAX_MANIFEST_BYTES} bytes",
-                path.display()
+                "`{}` is over the limit of {} bytes",
+                path.display(),
+                limits.max_manifest_bytes
             );
         }
         let bytes =
             std::fs::read(&path).with_context(|| format!("failed to read `{}`", path.display()))?;
-        serde_json::from_slice(&bytes)
-            .with_context(|| format!("`{}` is not a valid OCI index", path.display()))
+        let index: Index = limits
+            .parse_json(&bytes)
+            .with_context(|| format!("`{}` is not a valid OCI index", path.display()))?;
+        limits.check_entries(index.manifests.len())?;
+        Ok(index)
     }
 
     /// Writes a blob unless an identical one is there.
@@ -210,9 +221,14 @@ fn check_marker(layout: &Layout) -> Result<()> {
 
 /// Opens an existing layout for reading: `oci-layout` and `index.json` must be valid.
 pub fn open(dir: &Path) -> Result<(Layout, Index)> {
+    open_with(dir, &ReadLimits::default())
+}
+
+/// [`open`] within `limits`.
+pub fn open_with(dir: &Path, limits: &ReadLimits) -> Result<(Layout, Index)> {
     let layout = Layout::new(dir);
     check_marker(&layout)?;
-    let index = layout.read_index()?;
+    let index = layout.read_index_with(limits)?;
     Ok((layout, index))
 }
 
@@ -229,7 +245,7 @@ fn entries_under(layout: &Layout, top: &Index, tag: &str) -> Result<Vec<Descript
     Ok(match old.media_type.as_str() {
         INDEX_MEDIA_TYPE => {
             let bytes = layout.read_blob(old, MAX_MANIFEST_BYTES)?;
-            let index: Index = serde_json::from_slice(&bytes).with_context(|| {
+            let index: Index = ReadLimits::default().parse_json(&bytes).with_context(|| {
                 format!("index `{}` of tag `{tag}` is not valid JSON", old.digest)
             })?;
             index.manifests

@@ -4,6 +4,7 @@
 pub mod artifact;
 pub mod image;
 pub mod layout;
+pub mod limits;
 #[cfg(feature = "registry")]
 pub mod registry;
 pub mod source;

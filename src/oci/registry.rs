@@ -364,7 +364,11 @@ impl Registry {
     /// Reads the manifest or index a tag or digest names: its descriptor
     /// (media type from its JSON) and bytes, at most 4 MiB, the digest
     /// checked when `tag_or_digest` is one.
-    pub async fn resolve(&self, tag_or_digest: &str) -> Result<(Descriptor, Vec<u8>)> {
+    pub async fn resolve(
+        &self,
+        tag_or_digest: &str,
+        limits: &super::limits::ReadLimits,
+    ) -> Result<(Descriptor, Vec<u8>)> {
         let r = self.at(tag_or_digest);
         let what = format!("cannot read `{}`", r.whole());
         let (bytes, digest) = self
@@ -376,13 +380,15 @@ impl Registry {
         self.traffic
             .bytes_in
             .fetch_add(bytes.len() as u64, Ordering::Relaxed);
-        if bytes.len() as u64 > super::layout::MAX_MANIFEST_BYTES {
+        if bytes.len() as u64 > limits.max_manifest_bytes {
             bail!(
                 "{what}: the manifest has {} bytes, over the limit of {}",
                 bytes.len(),
-                super::layout::MAX_MANIFEST_BYTES
+                limits.max_manifest_bytes
             );
         }
+        super::limits::check_json_depth(&bytes, limits.max_json_depth)
+            .with_context(|| what.clone())?;
         let actual = format!("sha256:{}", hex(&Sha256::digest(&bytes)));
         if tag_or_digest.starts_with("sha256:") && actual != tag_or_digest {
             bail!("{what}: the registry sent content that hashes to `{actual}`");
@@ -409,6 +415,7 @@ impl Registry {
         &self,
         d: &Descriptor,
         limit: u64,
+        limits: &super::limits::ReadLimits,
         on_bytes: &mut dyn FnMut(u64),
     ) -> Result<Vec<u8>> {
         super::layout::check_digest(&d.digest)?;
@@ -420,7 +427,7 @@ impl Registry {
             );
         }
         if is_manifest(&d.media_type) {
-            let (got, bytes) = self.resolve(&d.digest).await?;
+            let (got, bytes) = self.resolve(&d.digest, limits).await?;
             if got.size != d.size {
                 bail!(
                     "manifest `{}` has {} bytes, its descriptor says {}",

@@ -3,19 +3,13 @@
 //! checked against its descriptor before anyone looks at it).
 
 use super::artifact::{Blob, Descriptor, Manifest};
-use super::layout::{self, Index, Layout, MAX_MANIFEST_BYTES};
+use super::layout::{self, Index, Layout};
+use super::limits::{self, ReadLimits};
 #[cfg(feature = "registry")]
 use super::registry::{self, Registry, RegistryOptions};
 use super::{INDEX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE, REF_NAME};
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
-
-/// The largest layer or config read (1 GiB): beyond any real component,
-/// small enough that a lying descriptor can't exhaust memory.
-pub const MAX_BLOB_BYTES: u64 = 1 << 30;
-
-/// How deep indexes may nest (an index of indexes of ...) before reading stops.
-pub const MAX_INDEX_DEPTH: usize = 4;
 
 /// Which image in a layout: by tag (`org.opencontainers.image.ref.name`) or digest.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,8 +22,16 @@ pub enum Selector {
     Digest(String),
 }
 
-/// An image source.
-pub enum Source {
+/// An image source: where the bytes come from, and how much of them to read.
+pub struct Source {
+    /// Where the image is.
+    pub origin: Origin,
+    /// What worldfit will read of it.
+    pub limits: ReadLimits,
+}
+
+/// Where an image is.
+pub enum Origin {
     /// A local OCI image layout.
     Layout {
         /// The layout.
@@ -67,6 +69,19 @@ fn split_layout(text: &str) -> Option<(PathBuf, Selector)> {
 }
 
 impl Source {
+    /// A source with the default limits.
+    pub fn new(origin: Origin) -> Source {
+        Source {
+            origin,
+            limits: ReadLimits::default(),
+        }
+    }
+
+    /// The same source with other limits.
+    pub fn with_limits(self, limits: ReadLimits) -> Source {
+        Source { limits, ..self }
+    }
+
     /// Reads a source name: `oci:DIR[:TAG]`, `DIR`, `DIR:TAG`, `DIR@DIGEST`
     /// (a local directory wins), or `[docker://]HOST[:PORT]/REPO[:TAG|@DIGEST]`.
     #[cfg(feature = "registry")]
@@ -81,10 +96,10 @@ impl Source {
                 .or(reference.tag())
                 .unwrap_or("latest")
                 .to_string();
-            return Ok(Source::Registry {
+            return Ok(Source::new(Origin::Registry {
                 registry: Box::new(Registry::open(&reference, opts.clone())?),
                 reference: tag_or_digest,
-            });
+            }));
         }
         bail!(
             "`{text}` is neither an OCI layout directory (DIR[:TAG]) nor a registry reference \
@@ -100,10 +115,10 @@ impl Source {
             None => (false, text),
         };
         match split_layout(rest) {
-            Some((dir, selector)) => Ok(Some(Source::Layout {
+            Some((dir, selector)) => Ok(Some(Source::new(Origin::Layout {
                 layout: Layout::new(dir),
                 selector,
-            })),
+            }))),
             None if explicit => bail!("`{rest}` is not a directory"),
             None => Ok(None),
         }
@@ -111,8 +126,8 @@ impl Source {
 
     /// A short name for messages.
     pub fn name(&self) -> String {
-        match self {
-            Source::Layout { layout, selector } => {
+        match &self.origin {
+            Origin::Layout { layout, selector } => {
                 let dir = layout.dir().display();
                 match selector {
                     Selector::Default => format!("{dir}"),
@@ -121,7 +136,7 @@ impl Source {
                 }
             }
             #[cfg(feature = "registry")]
-            Source::Registry {
+            Origin::Registry {
                 registry,
                 reference,
             } => {
@@ -137,14 +152,14 @@ impl Source {
 
     /// The tag the source names, if any.
     pub fn tag(&self) -> Option<&str> {
-        match self {
-            Source::Layout {
+        match &self.origin {
+            Origin::Layout {
                 selector: Selector::Tag(t),
                 ..
             } => Some(t),
-            Source::Layout { .. } => None,
+            Origin::Layout { .. } => None,
             #[cfg(feature = "registry")]
-            Source::Registry { reference, .. } => {
+            Origin::Registry { reference, .. } => {
                 (!reference.starts_with("sha256:")).then_some(reference.as_str())
             }
         }
@@ -153,13 +168,13 @@ impl Source {
     /// The image the source names: its descriptor and bytes (an index or a
     /// manifest), verified.
     pub async fn root(&self) -> Result<(Descriptor, Vec<u8>)> {
-        match self {
-            Source::Layout { layout, selector } => layout_root(layout, selector),
+        match &self.origin {
+            Origin::Layout { layout, selector } => layout_root(layout, selector, &self.limits),
             #[cfg(feature = "registry")]
-            Source::Registry {
+            Origin::Registry {
                 registry,
                 reference,
-            } => registry.resolve(reference).await,
+            } => registry.resolve(reference, &self.limits).await,
         }
     }
 
@@ -170,20 +185,26 @@ impl Source {
         limit: u64,
         on_bytes: &mut dyn FnMut(u64),
     ) -> Result<Vec<u8>> {
-        match self {
-            Source::Layout { layout, .. } => {
+        match &self.origin {
+            Origin::Layout { layout, .. } => {
                 let bytes = layout.read_blob(d, limit)?;
                 on_bytes(bytes.len() as u64);
                 Ok(bytes)
             }
             #[cfg(feature = "registry")]
-            Source::Registry { registry, .. } => registry.fetch(d, limit, on_bytes).await,
+            Origin::Registry { registry, .. } => {
+                registry.fetch(d, limit, &self.limits, on_bytes).await
+            }
         }
     }
 }
 
-fn layout_root(layout: &Layout, selector: &Selector) -> Result<(Descriptor, Vec<u8>)> {
-    let (layout, top) = layout::open(layout.dir())?;
+fn layout_root(
+    layout: &Layout,
+    selector: &Selector,
+    limits: &ReadLimits,
+) -> Result<(Descriptor, Vec<u8>)> {
+    let (layout, top) = layout::open_with(layout.dir(), limits)?;
     let tags = || {
         let names: Vec<&str> = top
             .manifests
@@ -223,7 +244,8 @@ fn layout_root(layout: &Layout, selector: &Selector) -> Result<(Descriptor, Vec<
                         platform: None,
                         annotations: Default::default(),
                     };
-                    let bytes = layout.read_blob(&probe, MAX_MANIFEST_BYTES)?;
+                    let bytes = layout.read_blob(&probe, limits.max_manifest_bytes)?;
+                    limits::check_json_depth(&bytes, limits.max_json_depth)?;
                     let media_type = probe_media_type(&bytes)?;
                     return Ok((
                         Descriptor {
@@ -244,7 +266,7 @@ fn layout_root(layout: &Layout, selector: &Selector) -> Result<(Descriptor, Vec<
         };
         bail!("layout `{}` has {what}; {}", layout.dir().display(), tags());
     };
-    let bytes = layout.read_blob(d, MAX_MANIFEST_BYTES)?;
+    let bytes = layout.read_blob(d, limits.max_manifest_bytes)?;
     Ok((d.clone(), bytes))
 }
 
@@ -300,9 +322,9 @@ pub async fn collect(
             Some(b) => b,
             None => {
                 let limit = if is_index(&d.media_type) || is_image_manifest(&d.media_type) {
-                    MAX_MANIFEST_BYTES
+                    source.limits.max_manifest_bytes
                 } else {
-                    MAX_BLOB_BYTES
+                    source.limits.max_layer_bytes
                 };
                 source.fetch(&d, limit, on_bytes).await?
             }
@@ -321,17 +343,23 @@ pub async fn collect(
             continue;
         }
         let children: Vec<Descriptor> = if is_index(&d.media_type) {
-            if depth >= MAX_INDEX_DEPTH {
+            if depth >= source.limits.max_index_depth {
                 bail!(
-                    "index `{}` nests deeper than {MAX_INDEX_DEPTH} levels",
-                    d.digest
+                    "index `{}` nests deeper than {} levels",
+                    d.digest,
+                    source.limits.max_index_depth
                 );
             }
-            let index: Index = serde_json::from_slice(&bytes)
+            let index: Index = source
+                .limits
+                .parse_json(&bytes)
                 .with_context(|| format!("index `{}` is not a valid OCI index", d.digest))?;
+            source.limits.check_entries(index.manifests.len())?;
             index.manifests
         } else {
-            let m: Manifest = serde_json::from_slice(&bytes)
+            let m: Manifest = source
+                .limits
+                .parse_json(&bytes)
                 .with_context(|| format!("manifest `{}` is not a valid OCI manifest", d.digest))?;
             std::iter::once(m.config).chain(m.layers).collect()
         };

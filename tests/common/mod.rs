@@ -1,6 +1,7 @@
 //! Shared test helpers: fixture paths, synthesized components, running the CLI.
 #![allow(dead_code)]
 
+pub mod oci;
 pub mod registry;
 
 use std::path::{Path, PathBuf};
