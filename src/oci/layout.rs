@@ -173,7 +173,7 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::create_dir_all(dir)
         .with_context(|| format!("failed to create `{}`", dir.display()))?;
     let name = path.file_name().expect("a file name").to_string_lossy();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    let tmp = dir.join(format!(".{name}.{}.tmp", unique()));
     let result = std::fs::write(&tmp, bytes)
         .and_then(|()| std::fs::rename(&tmp, path))
         .with_context(|| format!("failed to write `{}`", path.display()));
@@ -312,28 +312,84 @@ pub fn write_tagged(
     blobs: &[&Blob],
     root: &Descriptor,
 ) -> Result<Descriptor> {
-    if dir.exists() {
-        let (layout, top) = open(dir)?;
-        return write_into(&layout, Some(top), tag, blobs, root);
+    write_tagged_with_hook(dir, tag, blobs, root, &mut |_| Ok(()))
+}
+
+/// [`write_tagged`], calling `before` ahead of each write step (each blob,
+/// `oci-layout`, `index.json`, the rename of a new layout) with a name for
+/// the step: an error from it aborts the write there, as a crash would. For
+/// tests of crash safety.
+#[doc(hidden)]
+pub fn write_tagged_with_hook(
+    dir: &Path,
+    tag: &str,
+    blobs: &[&Blob],
+    root: &Descriptor,
+    before: &mut dyn FnMut(&str) -> Result<()>,
+) -> Result<Descriptor> {
+    loop {
+        if dir.exists() {
+            // One writer at a time: the index is read and replaced under the lock.
+            let _lock = DirLock::exclusive(dir)?;
+            let (layout, top) = open(dir)?;
+            return write_into(&layout, Some(top), tag, blobs, root, before);
+        }
+        let parent = dir
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let name = dir
+            .file_name()
+            .context("the layout path has no name")?
+            .to_string_lossy();
+        let staging = parent.join(format!(".{name}.{}.partial", unique()));
+        let written = write_into(&Layout::new(&staging), None, tag, blobs, root, before)
+            .and_then(|d| before("rename").map(|()| d));
+        let result = written.and_then(|d| match std::fs::rename(&staging, dir) {
+            Ok(()) => Ok(Some(d)),
+            // Another writer created the layout first: add to it instead.
+            Err(_) if dir.is_dir() => Ok(None),
+            Err(e) => Err(e).with_context(|| format!("failed to create `{}`", dir.display())),
+        });
+        match result {
+            Ok(Some(d)) => return Ok(d),
+            Ok(None) => {
+                let _ = std::fs::remove_dir_all(&staging);
+            }
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&staging);
+                return Err(e);
+            }
+        }
     }
-    let parent = dir
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = dir
-        .file_name()
-        .context("the layout path has no name")?
-        .to_string_lossy();
-    let staging = parent.join(format!(".{name}.{}.partial", std::process::id()));
-    let result = write_into(&Layout::new(&staging), None, tag, blobs, root).and_then(|d| {
-        std::fs::rename(&staging, dir)
-            .map(|()| d)
-            .with_context(|| format!("failed to create `{}`", dir.display()))
-    });
-    if result.is_err() {
-        let _ = std::fs::remove_dir_all(&staging);
+}
+
+/// A name part unique to this process and call, for temporary files.
+fn unique() -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{}-{n}", std::process::id())
+}
+
+/// An exclusive `flock` on a layout directory, released when dropped (or
+/// when the process dies, so a crashed writer never wedges the layout).
+struct DirLock {
+    _file: std::fs::File,
+}
+
+impl DirLock {
+    fn exclusive(dir: &Path) -> Result<DirLock> {
+        use std::os::fd::AsRawFd;
+        let file = std::fs::File::open(dir)
+            .with_context(|| format!("failed to open `{}` to lock it", dir.display()))?;
+        // SAFETY: flock on a descriptor we own; no memory is involved.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error())
+                .with_context(|| format!("failed to lock `{}`", dir.display()));
+        }
+        Ok(DirLock { _file: file })
     }
-    result
 }
 
 fn write_into(
@@ -342,13 +398,16 @@ fn write_into(
     tag: &str,
     blobs: &[&Blob],
     root: &Descriptor,
+    before: &mut dyn FnMut(&str) -> Result<()>,
 ) -> Result<Descriptor> {
     let existing = top.is_some();
     let mut top = top.unwrap_or_else(Index::empty);
     for blob in blobs {
+        before(&blob.descriptor.digest)?;
         layout.write_blob(blob)?;
     }
     if !existing {
+        before("oci-layout")?;
         write_atomically(
             &layout.dir().join("oci-layout"),
             br#"{"imageLayoutVersion":"1.0.0"}"#,
@@ -365,6 +424,7 @@ fn write_into(
     top.manifests.push(descriptor.clone());
     top.media_type
         .get_or_insert_with(|| INDEX_MEDIA_TYPE.into());
+    before("index.json")?;
     layout.write_index(&top)?;
     Ok(descriptor)
 }
