@@ -230,10 +230,6 @@ fn judge(
         return j;
     }
     j.verdict = EntryVerdict::Incompatible;
-    if let Some(why) = &e.unreadable {
-        j.reasons.push(why.clone());
-        return j;
-    }
     let Some(p) = &e.platform else {
         j.reasons.push("its requirements could not be read".into());
         return j;
@@ -342,23 +338,15 @@ pub async fn select(source: &Source, host: &Host, opts: &SelectOptions) -> Resul
             selected = Some(i);
             break;
         }
-        let bytes = match judged[i].entry.layer.take() {
-            Some(bytes) => bytes,
-            None => match wasm_layer(source, &judged[i].entry.descriptor).await? {
-                Ok(bytes) => bytes,
-                Err(why) => {
-                    reject(&mut judged[i], why, "types");
-                    continue;
-                }
-            },
+        let digest = judged[i].entry.descriptor.digest.clone();
+        let (layer_digest, bytes) = match judged[i].entry.layer.take() {
+            Some(bytes) => (String::from("its wasm layer"), bytes),
+            None => wasm_layer(source, &judged[i].entry.descriptor).await?,
         };
-        let wasm = match crate::component::decode(&bytes) {
-            Ok(w) => w,
-            Err(e) => {
-                reject(&mut judged[i], format!("its layer {e}"), "types");
-                continue;
-            }
-        };
+        // A layer that matches its digest but isn't wasm is a broken image,
+        // not a build for another host: an error, like any other bad input.
+        let wasm = crate::component::decode(&bytes)
+            .map_err(|e| anyhow::anyhow!("layer `{layer_digest}` of entry `{digest}` {e}"))?;
         let verdict = crate::verdict::check(&wasm, host);
         if !verdict.compatible {
             let mut reasons: Vec<String> = verdict
@@ -465,35 +453,32 @@ fn reject(j: &mut Judged, why: String, checked: &'static str) {
     j.reasons = vec![why];
 }
 
-/// Fetches a manifest's wasm layer, verified. The outer error is an
-/// integrity or transport failure (fatal); the inner one a build that has no
-/// usable layer (a reason to try the next entry).
-async fn wasm_layer(
-    source: &Source,
-    d: &Descriptor,
-) -> Result<std::result::Result<Vec<u8>, String>> {
+/// Fetches a manifest's one wasm layer, verified: its digest and bytes. A
+/// manifest that isn't valid or doesn't have exactly one `application/wasm`
+/// layer is a broken image, an error.
+async fn wasm_layer(source: &Source, d: &Descriptor) -> Result<(String, Vec<u8>)> {
     let limits = &source.limits;
     let bytes = source
         .fetch(d, limits.max_manifest_bytes, &mut |_| {})
         .await?;
-    let manifest: Manifest = match limits.parse_json(&bytes) {
-        Ok(m) => m,
-        Err(e) => return Ok(Err(format!("its manifest is not valid: {e}"))),
-    };
+    let manifest: Manifest = limits
+        .parse_json(&bytes)
+        .with_context(|| format!("manifest `{}` is not a valid OCI manifest", d.digest))?;
     let layers: Vec<&Descriptor> = manifest
         .layers
         .iter()
         .filter(|l| l.media_type == WASM_LAYER_MEDIA_TYPE)
         .collect();
     let [layer] = layers.as_slice() else {
-        return Ok(Err(format!(
-            "its manifest has {} `application/wasm` layers, not one",
+        anyhow::bail!(
+            "manifest `{}` has {} `application/wasm` layers, not one",
+            d.digest,
             layers.len()
-        )));
+        );
     };
     let bytes = source
         .fetch(layer, limits.max_layer_bytes, &mut |_| {})
         .await
         .with_context(|| format!("cannot read the layer of `{}`", d.digest))?;
-    Ok(Ok(bytes))
+    Ok((layer.digest.clone(), bytes))
 }

@@ -126,7 +126,6 @@ struct EntryJson {
     platform: Option<serde_json::Value>,
     target: Option<String>,
     declared: String,
-    unreadable: Option<String>,
 }
 
 /// Parses `--json` output of push/pull or of inspect of an image, checking its shape.

@@ -27,7 +27,6 @@ struct EntryJson {
     platform: Option<Platform>,
     target: Option<String>,
     declared: Declared,
-    unreadable: Option<String>,
 }
 
 impl From<Entry> for EntryJson {
@@ -39,7 +38,6 @@ impl From<Entry> for EntryJson {
             platform: e.platform,
             target: e.target,
             declared: e.declared,
-            unreadable: e.unreadable,
         }
     }
 }
@@ -99,7 +97,6 @@ pub fn inspect(source: &Source, json: bool) -> Result<u8> {
             None => "(no platform)".into(),
         };
         let target = match (&e.target, e.wasm) {
-            _ if e.unreadable.is_some() => "(unreadable layer)".into(),
             (Some(t), _) => t.clone(),
             (None, true) => "(none)".into(),
             (None, false) => "(not wasm)".into(),

@@ -45,9 +45,6 @@ pub struct Entry {
     pub target: Option<String>,
     /// Where `platform` came from.
     pub declared: Declared,
-    /// Why the wasm layer couldn't be read as a component or module, when
-    /// that was tried (the entry is then judged unusable, not an error).
-    pub unreadable: Option<String>,
     /// The wasm layer, when it was read to describe the entry.
     #[serde(skip)]
     pub layer: Option<Vec<u8>>,
@@ -193,7 +190,6 @@ pub fn from_index(mut d: Descriptor, known: &[KnownWorld]) -> Result<Entry, Desc
         } else {
             Declared::None
         },
-        unreadable: None,
         layer: None,
     })
 }
@@ -245,7 +241,6 @@ pub async fn describe(source: &Source, d: Descriptor, known: &[KnownWorld]) -> R
         platform,
         target,
         declared,
-        unreadable: None,
         layer: None,
     };
     if config.is_none() && layer.is_none() {
@@ -268,14 +263,9 @@ pub async fn describe(source: &Source, d: Descriptor, known: &[KnownWorld]) -> R
     let bytes = source
         .fetch(layer, limits.max_layer_bytes, &mut |_| {})
         .await?;
-    let wasm = match crate::component::decode(&bytes) {
-        Ok(w) => w,
-        Err(e) => {
-            let mut e2 = entry(true, d.platform.clone(), None, Declared::None);
-            e2.unreadable = Some(format!("layer `{}` {e}", layer.digest));
-            return Ok(e2);
-        }
-    };
+    // A layer that matches its digest but isn't wasm is a broken image.
+    let wasm = crate::component::decode(&bytes)
+        .map_err(|e| anyhow::anyhow!("layer `{}` of entry `{}` {e}", layer.digest, d.digest))?;
     let target = match &wasm {
         crate::component::Wasm::Component(c) => {
             targets(c, known).0.first().map(ToString::to_string)
