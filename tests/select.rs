@@ -6,12 +6,13 @@
 
 mod common;
 
+use common::oci::{artifact, hello, layout, wasip1_hello};
 use common::registry::{Fault, FaultProxy, Registry};
-use common::{Synth, fixture, worldfit_command};
+use common::{Synth, worldfit_command};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use worldfit::oci::artifact::{Artifact, Blob, Descriptor, build};
+use worldfit::oci::artifact::{Blob, Descriptor};
 use worldfit::oci::layout::{Index, write_tagged};
 use worldfit::oci::{INDEX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE};
 use worldfit::platform::Platform;
@@ -73,11 +74,6 @@ fn fails(args: &[&str]) -> String {
     stderr
 }
 
-fn artifact(bytes: Vec<u8>) -> Artifact {
-    let wasm = worldfit::decode(&bytes).unwrap();
-    build(bytes, &wasm, &worldfit::host::standard_worlds(), Some(0))
-}
-
 /// A `linux/amd64` image: a config and a manifest with no layers.
 fn linux_image() -> (Vec<Blob>, Descriptor) {
     let config = Blob::new(
@@ -101,40 +97,6 @@ fn linux_image() -> (Vec<Blob>, Descriptor) {
         variant: None,
     });
     (vec![config, manifest], entry)
-}
-
-/// Writes a layout whose tag `1.0` is an index of exactly these entries
-/// (in this order, duplicates allowed, platforms as given).
-fn layout(
-    dir: &Path,
-    artifacts: &[&Artifact],
-    entries: Vec<Descriptor>,
-    extra: Vec<Blob>,
-) -> PathBuf {
-    let index = Index {
-        schema_version: 2,
-        media_type: Some(INDEX_MEDIA_TYPE.into()),
-        manifests: entries,
-        annotations: BTreeMap::new(),
-    };
-    let index = Blob::new(INDEX_MEDIA_TYPE, serde_json::to_vec(&index).unwrap());
-    let mut blobs: Vec<&Blob> = Vec::new();
-    for a in artifacts {
-        blobs.extend([&a.layer, &a.config, &a.manifest]);
-    }
-    blobs.extend(extra.iter());
-    blobs.push(&index);
-    let path = dir.join("oci");
-    write_tagged(&path, "1.0", &blobs, &index.descriptor).unwrap();
-    path
-}
-
-fn hello() -> Artifact {
-    artifact(std::fs::read(fixture("hello-cli.wasm")).unwrap())
-}
-
-fn wasip1_hello() -> Artifact {
-    artifact(wat::parse_file(fixture("wasip1-hello.wat")).unwrap())
 }
 
 /// A layout with `linux/amd64`, `wasip1`, `wasip2` and `wasip3` entries.
