@@ -79,7 +79,10 @@ pub fn oci_json(data: &[u8]) {
     {
         let limited = ReadLimits::default().parse_json::<T>(data);
         let Ok(value) = serde_json::from_slice::<T>(data) else {
-            assert!(limited.is_err(), "the depth check admits nothing serde refuses");
+            assert!(
+                limited.is_err(),
+                "the depth check admits nothing serde refuses"
+            );
             return;
         };
         if let Ok(v) = limited {
@@ -136,7 +139,11 @@ pub fn wit_name(data: &[u8]) {
     if let Some((a, b)) = text.split_once('\n')
         && let (Some(a), Some(b)) = (parse(a), parse(b))
     {
-        assert_eq!(a.same_track(&b), b.same_track(&a), "same_track is symmetric");
+        assert_eq!(
+            a.same_track(&b),
+            b.same_track(&a),
+            "same_track is symmetric"
+        );
         if a.same_track(&b) {
             assert!(a.same_name(&b));
             assert_eq!(a.track(), b.track());
@@ -173,12 +180,10 @@ pub const LAYOUT_MAX_BLOBS: usize = 10;
 /// which also holds a file `outside` beside the layout. Section 1 or 2 as
 /// `!absent` leaves the file out. In `index.json` and in each blob, `$Dn`
 /// becomes `sha256:<hex>` of blob `n` (0-9, counted from section 3) and
-/// `$Sn` its size; a blob's own placeholders name only later blobs, so
+/// `$Sn` its size (section 0 too); a blob's own placeholders name only later blobs, so
 /// index → manifest → config → layer stays valid while a layer mutates.
 pub fn layout(data: &[u8]) {
-    let case = Case::new();
-    let text = case.write(data);
-    read_layout(&text);
+    layout_report(data);
 }
 
 /// A temporary directory for one input, removed on drop.
@@ -190,10 +195,8 @@ impl Case {
     fn new() -> Case {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let root = std::env::temp_dir().join(format!(
-            "worldfit-fuzz-layout-{}-{n}",
-            std::process::id()
-        ));
+        let root =
+            std::env::temp_dir().join(format!("worldfit-fuzz-layout-{}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&root);
         std::fs::create_dir_all(root.join("layout")).expect("a temporary directory");
         let _ = std::fs::write(root.join("outside"), b"outside the layout\n");
@@ -204,10 +207,11 @@ impl Case {
     fn write(&self, data: &[u8]) -> String {
         let dir = self.root.join("layout");
         let mut sections = split(data, LAYOUT_SEP).into_iter();
-        let selector = String::from_utf8_lossy(sections.next().unwrap_or_default()).replace('/', "");
+        let selector = sections.next().unwrap_or_default();
         let marker = sections.next();
         let index = sections.next();
-        let blobs: Vec<Blob> = sections.take(LAYOUT_MAX_BLOBS)
+        let blobs: Vec<Blob> = sections
+            .take(LAYOUT_MAX_BLOBS)
             .enumerate()
             .map(|(i, s)| Blob::parse(i, s))
             .collect();
@@ -222,7 +226,7 @@ impl Case {
             );
             contents[i] = bytes;
         }
-        let mut put = |name: &str, bytes: Option<&[u8]>| {
+        let put = |name: &str, bytes: Option<&[u8]>| {
             if let Some(b) = bytes.filter(|b| *b != b"!absent") {
                 let _ = std::fs::write(dir.join(name), b);
             }
@@ -243,6 +247,10 @@ impl Case {
             if let Some(parent) = path.parent() {
                 let _ = std::fs::create_dir_all(parent);
             }
+            if blob.path.is_some() {
+                // An explicit name replaces what is there (a file by its digest).
+                let _ = std::fs::remove_file(&path);
+            }
             match blob.kind {
                 Kind::File => {
                     let _ = std::fs::write(&path, bytes);
@@ -259,6 +267,7 @@ impl Case {
                 }
             }
         }
+        let selector = String::from_utf8_lossy(&substitute(selector, &digests, 0)).replace('/', "");
         let (prefix, rest) = match selector.strip_prefix("oci:") {
             Some(rest) => ("oci:", rest),
             None => ("", selector.as_str()),
@@ -399,36 +408,80 @@ fn verified(digest: &str, bytes: &[u8]) {
     );
 }
 
+/// What [`layout`] made of an input, one line per step: for checking that
+/// seeds reach the code they were written for.
+pub fn layout_report(data: &[u8]) -> Vec<String> {
+    let case = Case::new();
+    let text = case.write(data);
+    read_layout(&text)
+}
+
 /// Reads the layout `text` names as `inspect`, `pull` and `select` do.
-fn read_layout(text: &str) {
-    let Ok(Some(source)) = Source::parse_layout(text) else {
-        return;
+fn read_layout(text: &str) -> Vec<String> {
+    let mut report = Vec::new();
+    let source = match Source::parse_layout(text) {
+        Ok(Some(source)) => source,
+        Ok(None) => return vec!["source: not a directory".into()],
+        Err(e) => return vec![format!("source: {e:#}")],
     };
     let _ = source.name();
-    if let Ok((root, bytes)) = now(source.root()) {
-        verified(&root.digest, &bytes);
-        if let Ok(list) = now(crate::oci::image::entries(&source, &root, &bytes, known())) {
-            for e in &list {
-                assert!(e.layer.is_none() || e.wasm, "only wasm entries keep a layer");
+    match now(source.root()) {
+        Ok((root, bytes)) => {
+            verified(&root.digest, &bytes);
+            report.push(format!("root: {}", root.media_type));
+            match now(crate::oci::image::entries(&source, &root, &bytes, known())) {
+                Ok(list) => {
+                    for e in &list {
+                        assert!(
+                            e.layer.is_none() || e.wasm,
+                            "only wasm entries keep a layer"
+                        );
+                    }
+                    serde_json::to_string(&list).expect("entries serialize");
+                    let declared: Vec<String> = list
+                        .iter()
+                        .map(|e| format!("{:?}", e.declared).to_lowercase())
+                        .collect();
+                    report.push(format!("entries: {}", declared.join(" ")));
+                }
+                Err(e) => report.push(format!("entries: {e:#}")),
             }
-            serde_json::to_string(&list).expect("entries serialize");
-        }
-        if let Ok(blobs) = now(collect(&source, &root, bytes, &mut |_| {})) {
-            for b in &blobs {
-                verified(&b.descriptor.digest, &b.bytes);
+            match now(collect(&source, &root, bytes, &mut |_| {})) {
+                Ok(blobs) => {
+                    for b in &blobs {
+                        verified(&b.descriptor.digest, &b.bytes);
+                    }
+                    report.push(format!("collect: {} blobs", blobs.len()));
+                }
+                Err(e) => report.push(format!("collect: {e:#}")),
             }
         }
+        Err(e) => report.push(format!("root: {e:#}")),
     }
     let options = SelectOptions {
         no_confirm: true,
         ..SelectOptions::default()
     };
-    if let Ok(selection) = now(select(&source, host(), &options)) {
-        if let Some(i) = selection.selected {
-            assert!(i < selection.entries.len());
+    match now(select(&source, host(), &options)) {
+        Ok(selection) => {
+            if let Some(i) = selection.selected {
+                assert!(i < selection.entries.len());
+            }
+            assert!(
+                selection.layer.is_none(),
+                "no layer is fetched without confirming"
+            );
+            let _ = selection.explain();
+            serde_json::to_string(&selection).expect("a selection serializes");
+            report.push(format!(
+                "select: {} of {}",
+                selection
+                    .selected
+                    .map_or("none".to_string(), |i| format!("#{i}")),
+                selection.entries.len()
+            ));
         }
-        assert!(selection.layer.is_none(), "no layer is fetched without confirming");
-        let _ = selection.explain();
-        serde_json::to_string(&selection).expect("a selection serializes");
+        Err(e) => report.push(format!("select: {e:#}")),
     }
+    report
 }

@@ -42,20 +42,26 @@ impl Default for ReadLimits {
 /// (the parser does that next).
 pub fn check_json_depth(bytes: &[u8], max: usize) -> Result<()> {
     let mut depth = 0usize;
-    let mut in_string = false;
-    let mut escaped = false;
-    for &b in bytes {
-        if in_string {
-            match (escaped, b) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => in_string = false,
-                _ => {}
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            // Skip a string in one search: most of a manifest is strings
+            // (digests, media types, names).
+            b'"' => {
+                i += 1;
+                loop {
+                    let rest = bytes.get(i..).unwrap_or_default();
+                    match memchr::memchr2(b'"', b'\\', rest) {
+                        Some(n) if bytes[i + n] == b'\\' => i += n + 2,
+                        Some(n) => {
+                            i += n + 1;
+                            break;
+                        }
+                        None => return Ok(()), // unterminated: the parser says so
+                    }
+                }
+                continue;
             }
-            continue;
-        }
-        match b {
-            b'"' => in_string = true,
             b'[' | b'{' => {
                 depth += 1;
                 if depth > max {
@@ -65,6 +71,7 @@ pub fn check_json_depth(bytes: &[u8], max: usize) -> Result<()> {
             b']' | b'}' => depth = depth.saturating_sub(1),
             _ => {}
         }
+        i += 1;
     }
     Ok(())
 }
@@ -100,6 +107,10 @@ mod tests {
         // Brackets inside strings don't count, escaped quotes don't end them.
         let s = format!(r#"{{"a":"{}\"[[["}}"#, "[".repeat(100));
         assert!(check_json_depth(s.as_bytes(), 1).is_ok());
+        // Unterminated strings and a trailing escape are the parser's problem.
+        assert!(check_json_depth(br#"["abc\"#, 1).is_ok());
+        assert!(check_json_depth(br#"["abc"#, 1).is_ok());
+        assert!(check_json_depth(br#"["a\"]"]"#, 1).is_ok());
         // 200,000 deep fails fast, without recursion.
         assert!(check_json_depth(nested(200_000).as_bytes(), 64).is_err());
     }
