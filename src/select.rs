@@ -189,8 +189,9 @@ pub fn platform_name(p: Option<&Platform>) -> String {
 }
 
 fn short(digest: &str) -> String {
+    // Digests in an index aren't validated until fetched: never slice bytes.
     let hex = digest.strip_prefix("sha256:").unwrap_or(digest);
-    format!("{}", &hex[..hex.len().min(12)])
+    hex.chars().take(12).collect()
 }
 
 /// An entry on its way through the selection.

@@ -77,6 +77,9 @@ pub async fn manifests(
     while let Some((depth, mut rest)) = stack.pop() {
         let Some(d) = rest.next() else { continue };
         stack.push((depth, rest));
+        // A malformed digest is an integrity failure wherever it appears,
+        // even on an entry that would never be fetched.
+        super::layout::check_digest(&d.digest)?;
         if is_index(&d.media_type) {
             if depth + 1 >= limits.max_index_depth {
                 bail!(
