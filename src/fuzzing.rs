@@ -178,10 +178,12 @@ pub const LAYOUT_MAX_BLOBS: usize = 10;
 /// `PATH` and link targets may be hostile (`..`, absolute paths are
 /// dropped), but are kept only where they stay inside the case's directory,
 /// which also holds a file `outside` beside the layout. Section 1 or 2 as
-/// `!absent` leaves the file out. In `index.json` and in each blob, `$Dn`
-/// becomes `sha256:<hex>` of blob `n` (0-9, counted from section 3) and
-/// `$Sn` its size (section 0 too); a blob's own placeholders name only later blobs, so
+/// `!absent` leaves the file out. In sections 0 and 2 and in each blob,
+/// `$Dn` becomes `sha256:<hex>` of blob `n` (0-9, counted from section 3)
+/// and `$Sn` its size; a blob's own placeholders name only later blobs, so
 /// index → manifest → config → layer stays valid while a layer mutates.
+/// The temporary directory is `std::env::temp_dir()` (`TMPDIR`): on tmpfs
+/// this target runs an order of magnitude faster.
 pub fn layout(data: &[u8]) {
     layout_report(data);
 }
