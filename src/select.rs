@@ -448,6 +448,7 @@ pub async fn select(source: &Source, host: &Host, opts: &SelectOptions) -> Resul
     })
 }
 
+#[cfg(feature = "wasmtime")]
 fn reject(j: &mut Judged, why: String, checked: &'static str) {
     j.verdict = EntryVerdict::Incompatible;
     j.checked = checked;

@@ -148,3 +148,38 @@ fn every_read_limit_holds_at_the_limit_and_fails_past_it() {
         "over the limit of",
     );
 }
+
+/// `index.json` or `oci-layout` as a symlink to an endless device, or a
+/// FIFO nobody writes: refused at once, never read until memory runs out
+/// or blocked on forever.
+#[test]
+fn special_files_in_a_layout_are_refused_without_hanging() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p2 = hello();
+    let oci = layout(tmp.path(), &[&p2], vec![p2.entry.clone()], vec![]);
+    let index = std::fs::read(oci.join("index.json")).unwrap();
+    let source = format!("{}:1.0", oci.display());
+    let cases: [(&str, fn(&Path)); 2] = [
+        ("symlink to /dev/zero", |p| {
+            std::os::unix::fs::symlink("/dev/zero", p).unwrap()
+        }),
+        ("fifo", |p| {
+            let c = std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap();
+            assert_eq!(unsafe { libc::mkfifo(c.as_ptr(), 0o600) }, 0);
+        }),
+    ];
+    for file in ["index.json", "oci-layout"] {
+        for (what, make) in &cases {
+            let path = oci.join(file);
+            let saved = std::fs::read(&path).unwrap();
+            std::fs::remove_file(&path).unwrap();
+            make(&path);
+            let started = std::time::Instant::now();
+            over(&select(&[&source, "--no-confirm"]), "not a regular file");
+            assert!(started.elapsed().as_secs() < 10, "{file} as {what}");
+            std::fs::remove_file(&path).unwrap();
+            std::fs::write(&path, saved).unwrap();
+        }
+    }
+    assert_eq!(std::fs::read(oci.join("index.json")).unwrap(), index);
+}

@@ -111,8 +111,8 @@ impl Layout {
                 d.size
             );
         }
-        let bytes =
-            std::fs::read(&path).with_context(|| format!("failed to read blob `{}`", d.digest))?;
+        let bytes = read_regular(&path, d.size)
+            .with_context(|| format!("failed to read blob `{}`", d.digest))?;
         let actual = format!("sha256:{}", crate::cache::sha256_hex(&bytes));
         if actual != d.digest {
             bail!(
@@ -131,21 +131,17 @@ impl Layout {
     /// Reads `index.json` within `limits` (size, JSON depth, entries).
     pub fn read_index_with(&self, limits: &ReadLimits) -> Result<Index> {
         let path = self.dir.join("index.json");
-        let meta = std::fs::metadata(&path).with_context(|| {
+        let meta = std::fs::symlink_metadata(&path).with_context(|| {
             format!(
                 "`{}` is not an OCI layout (no index.json)",
                 self.dir.display()
             )
         })?;
-        if meta.len() > limits.max_manifest_bytes {
-            bail!(
-                "`{}` is over the limit of {} bytes",
-                path.display(),
-                limits.max_manifest_bytes
-            );
+        if !meta.file_type().is_file() {
+            bail!("`{}` is not a regular file", path.display());
         }
-        let bytes =
-            std::fs::read(&path).with_context(|| format!("failed to read `{}`", path.display()))?;
+        let bytes = read_regular(&path, limits.max_manifest_bytes)
+            .with_context(|| format!("failed to read `{}`", path.display()))?;
         let index: Index = limits
             .parse_json(&bytes)
             .with_context(|| format!("`{}` is not a valid OCI index", path.display()))?;
@@ -166,6 +162,41 @@ impl Layout {
     pub fn write_index(&self, index: &Index) -> Result<()> {
         write_atomically(&self.dir.join("index.json"), &serde_json::to_vec(index)?)
     }
+}
+
+/// Reads a file of the layout that must be a regular file of at most
+/// `limit` bytes. Opened without following a symlink and without blocking
+/// (a FIFO or device in a hostile layout must not hang or flood the read),
+/// checked on the open descriptor, and read no further than the limit.
+fn read_regular(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => std::io::Error::other("a symlink, not a regular file"),
+            _ => e,
+        })?;
+    let meta = file.metadata()?;
+    if !meta.file_type().is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    if meta.len() > limit {
+        return Err(std::io::Error::other(format!(
+            "{} bytes, over the limit of {limit}",
+            meta.len()
+        )));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(limit + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(std::io::Error::other(format!(
+            "over the limit of {limit} bytes"
+        )));
+    }
+    Ok(bytes)
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
@@ -201,13 +232,13 @@ fn same_slot(a: &Descriptor, b: &Descriptor) -> bool {
 /// Checks that `oci-layout` marks `layout` as an OCI layout of version 1.0.0.
 fn check_marker(layout: &Layout) -> Result<()> {
     let marker = layout.dir().join("oci-layout");
-    let text = std::fs::read_to_string(&marker).with_context(|| {
+    let text = read_regular(&marker, 4096).with_context(|| {
         format!(
-            "`{}` exists but is not an OCI layout (no oci-layout file)",
+            "`{}` exists but is not an OCI layout (no readable oci-layout file)",
             layout.dir().display()
         )
     })?;
-    let version = serde_json::from_str::<serde_json::Value>(&text)
+    let version = serde_json::from_slice::<serde_json::Value>(&text)
         .ok()
         .and_then(|v| v.get("imageLayoutVersion")?.as_str().map(String::from));
     if version.as_deref() != Some("1.0.0") {
