@@ -4,31 +4,10 @@
 mod common;
 
 use common::oci::{hello, index_blob, wasip1_hello};
-use common::{fixture, worldfit_command};
-use std::path::{Path, PathBuf};
+use common::{copy_dir, files, fixture, worldfit_command};
+use std::path::Path;
 use worldfit::oci::artifact::Blob;
 use worldfit::oci::layout::{write_tagged, write_tagged_with_hook};
-
-/// Every file under `dir` with its bytes.
-fn files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push((
-                    p.strip_prefix(dir).unwrap().to_path_buf(),
-                    std::fs::read(&p).unwrap(),
-                ));
-            }
-        }
-    }
-    out.sort();
-    out
-}
 
 fn inspect_json(source: &str) -> String {
     let out = worldfit_command()
@@ -136,18 +115,6 @@ fn a_write_that_fails_at_any_step_leaves_the_previous_layout() {
             );
         } else {
             result.unwrap(); // 4 blobs, oci-layout, index.json, then the rename
-        }
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &to.join(e.file_name()));
-        } else {
-            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
         }
     }
 }

@@ -8,7 +8,7 @@
 mod common;
 
 use common::registry::{Fault, FaultProxy, Registry};
-use common::{fixture, worldfit_command};
+use common::{files, fixture, worldfit_command};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -64,27 +64,6 @@ fn two_build_layout(dir: &Path) -> PathBuf {
         .as_ref()
         .unwrap());
     layout
-}
-
-/// Every file in a layout, with its bytes, for comparing layouts.
-fn files(dir: &Path) -> Vec<(PathBuf, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                out.push((
-                    p.strip_prefix(dir).unwrap().to_path_buf(),
-                    std::fs::read(&p).unwrap(),
-                ));
-            }
-        }
-    }
-    out.sort();
-    out
 }
 
 // The `--json` shapes of README.md, pinned: a field added or renamed there
