@@ -36,9 +36,8 @@
 
 use crate::features::{FeatureLevel, Level, feature_level};
 use crate::host::Host;
-use crate::oci::WASM_LAYER_MEDIA_TYPE;
 use crate::oci::artifact::{Descriptor, Manifest};
-use crate::oci::image::{Declared, Entry, describe, from_index, manifests};
+use crate::oci::image::{Declared, Entry, describe, from_index, manifests, wasm_layer_of};
 use crate::oci::source::{Source, is_image_manifest};
 use crate::platform::Platform;
 use anyhow::{Context, Result};
@@ -466,17 +465,8 @@ async fn wasm_layer(source: &Source, d: &Descriptor) -> Result<(String, Vec<u8>)
     let manifest: Manifest = limits
         .parse_json(&bytes)
         .with_context(|| format!("manifest `{}` is not a valid OCI manifest", d.digest))?;
-    let layers: Vec<&Descriptor> = manifest
-        .layers
-        .iter()
-        .filter(|l| l.media_type == WASM_LAYER_MEDIA_TYPE)
-        .collect();
-    let [layer] = layers.as_slice() else {
-        anyhow::bail!(
-            "manifest `{}` has {} `application/wasm` layers, not one",
-            d.digest,
-            layers.len()
-        );
+    let Some(layer) = wasm_layer_of(&manifest, &d.digest)? else {
+        anyhow::bail!("manifest `{}` has no `application/wasm` layer", d.digest);
     };
     let bytes = source
         .fetch(layer, limits.max_layer_bytes, &mut |_| {})

@@ -69,6 +69,7 @@ pub async fn manifests(
         );
     }
     let mut out = Vec::new();
+    let mut expanded = std::collections::HashSet::new();
     let limits = &source.limits;
     let mut stack = vec![(
         0usize,
@@ -81,6 +82,11 @@ pub async fn manifests(
         // even on an entry that would never be fetched.
         super::layout::check_digest(&d.digest)?;
         if is_index(&d.media_type) {
+            // An index listed twice is read once: repeats can't multiply
+            // the walk (a small index of a big index, many times over).
+            if !expanded.insert(d.digest.clone()) {
+                continue;
+            }
             if depth + 1 >= limits.max_index_depth {
                 bail!(
                     "index `{}` nests deeper than {} levels",
@@ -97,9 +103,29 @@ pub async fn manifests(
             ));
         } else {
             out.push(d);
+            // The entry limit holds for the whole walk, not each index.
+            limits.check_entries(out.len())?;
         }
     }
     Ok(out)
+}
+
+/// A manifest's `application/wasm` layer: `None` without one, an error
+/// with more than one (a wasm build is one binary).
+pub fn wasm_layer_of<'m>(manifest: &'m Manifest, digest: &str) -> Result<Option<&'m Descriptor>> {
+    let mut layers = manifest
+        .layers
+        .iter()
+        .filter(|l| l.media_type == WASM_LAYER_MEDIA_TYPE);
+    let first = layers.next();
+    let more = layers.count();
+    if more > 0 {
+        bail!(
+            "manifest `{digest}` has {} `application/wasm` layers, not one",
+            more + 1
+        );
+    }
+    Ok(first)
 }
 
 /// The platform a CNCF wasm config implies: its `os`, and features from
@@ -224,10 +250,7 @@ pub async fn describe(source: &Source, d: Descriptor, known: &[KnownWorld]) -> R
     let manifest: Manifest = limits
         .parse_json(&bytes)
         .with_context(|| format!("manifest `{}` is not a valid OCI manifest", d.digest))?;
-    let layer = manifest
-        .layers
-        .iter()
-        .find(|l| l.media_type == WASM_LAYER_MEDIA_TYPE);
+    let layer = wasm_layer_of(&manifest, &d.digest)?;
     // A config that isn't the CNCF shape we know is passed over, not an
     // error: the layer still says what the build needs.
     let config = if manifest.config.media_type == WASM_CONFIG_MEDIA_TYPE {

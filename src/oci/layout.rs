@@ -189,8 +189,8 @@ fn read_regular(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
             meta.len()
         )));
     }
-    let mut bytes = Vec::with_capacity(meta.len() as usize);
-    file.take(limit + 1).read_to_end(&mut bytes)?;
+    let mut bytes = Vec::with_capacity(meta.len().min(limit) as usize);
+    file.take(limit.saturating_add(1)).read_to_end(&mut bytes)?;
     if bytes.len() as u64 > limit {
         return Err(std::io::Error::other(format!(
             "over the limit of {limit} bytes"
@@ -205,9 +205,20 @@ fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
         .with_context(|| format!("failed to create `{}`", dir.display()))?;
     let name = path.file_name().expect("a file name").to_string_lossy();
     let tmp = dir.join(format!(".{name}.{}.tmp", unique()));
-    let result = std::fs::write(&tmp, bytes)
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .with_context(|| format!("failed to write `{}`", path.display()));
+    // A new file, never through a symlink planted at the temporary name.
+    let result = {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .custom_flags(libc::O_NOFOLLOW)
+            .mode(0o644)
+            .open(&tmp)
+            .and_then(|mut f| f.write_all(bytes))
+    }
+    .and_then(|()| std::fs::rename(&tmp, path))
+    .with_context(|| format!("failed to write `{}`", path.display()));
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
@@ -259,6 +270,18 @@ pub fn open(dir: &Path) -> Result<(Layout, Index)> {
 pub fn open_with(dir: &Path, limits: &ReadLimits) -> Result<(Layout, Index)> {
     let layout = Layout::new(dir);
     check_marker(&layout)?;
+    // Blobs are opened without following a final symlink; the directories
+    // above them must not be symlinks either, or reads and writes would
+    // leave the layout.
+    for sub in ["blobs", "blobs/sha256"] {
+        let path = dir.join(sub);
+        match std::fs::symlink_metadata(&path) {
+            Ok(m) if !m.file_type().is_dir() => {
+                bail!("`{}` is not a directory (a symlink?)", path.display())
+            }
+            _ => {}
+        }
+    }
     let index = layout.read_index_with(limits)?;
     Ok((layout, index))
 }
@@ -305,7 +328,7 @@ pub fn tag(dir: &Path, tag: &str, artifacts: &[Artifact]) -> Result<(Descriptor,
             );
         }
     }
-    let mut entries = if dir.exists() {
+    let mut entries = if !is_new(dir) {
         let (layout, top) = open(dir)?;
         entries_under(&layout, &top, tag)?
     } else {
@@ -359,7 +382,7 @@ pub fn write_tagged_with_hook(
     before: &mut dyn FnMut(&str) -> Result<()>,
 ) -> Result<Descriptor> {
     loop {
-        if dir.exists() {
+        if !is_new(dir) {
             // One writer at a time: the index is read and replaced under the lock.
             let _lock = DirLock::exclusive(dir)?;
             let (layout, top) = open(dir)?;
@@ -395,11 +418,26 @@ pub fn write_tagged_with_hook(
     }
 }
 
-/// A name part unique to this process and call, for temporary files.
+/// Whether `dir` is to be created: missing, or an empty directory (which
+/// the finished staging directory replaces).
+fn is_new(dir: &Path) -> bool {
+    match std::fs::read_dir(dir) {
+        Ok(mut entries) => dir.is_dir() && entries.next().is_none(),
+        Err(_) => !dir.exists(),
+    }
+}
+
+/// A name part unique to this call, for temporary files: the process id
+/// alone repeats across containers (everyone is pid 1), so the time and a
+/// counter are mixed in.
 fn unique() -> String {
     static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    format!("{}-{n}", std::process::id())
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    format!("{}-{nanos:08x}-{n}", std::process::id())
 }
 
 /// An exclusive `flock` on a layout directory, released when dropped (or

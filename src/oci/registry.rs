@@ -455,7 +455,8 @@ impl Registry {
                 d.size
             );
         }
-        let mut bytes = Vec::with_capacity(d.size as usize);
+        // Grows as bytes arrive: a declared size is a claim, not a promise.
+        let mut bytes = Vec::with_capacity(d.size.min(8 << 20) as usize);
         let mut hasher = Sha256::new();
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| {

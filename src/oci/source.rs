@@ -314,10 +314,16 @@ pub async fn collect(
     on_bytes: &mut dyn FnMut(u64),
 ) -> Result<Vec<Blob>> {
     let mut out = Vec::new();
+    // Digests already read (or being expanded): each is fetched once,
+    // however often the image lists it.
+    let mut seen = std::collections::HashSet::new();
     let mut stack = vec![(root.clone(), Some(root_bytes), 0usize, false)];
     // Depth-first, children before parents: a node is pushed back after its
     // children, marked as expanded.
     while let Some((d, bytes, depth, expanded)) = stack.pop() {
+        if !expanded && bytes.is_none() && !seen.insert(d.digest.clone()) {
+            continue;
+        }
         let bytes = match bytes {
             Some(b) => b,
             None => {
@@ -330,16 +336,14 @@ pub async fn collect(
             }
         };
         if expanded || !(is_index(&d.media_type) || is_image_manifest(&d.media_type)) {
-            if !out.iter().any(|b: &Blob| b.descriptor.digest == d.digest) {
-                out.push(Blob {
-                    descriptor: Descriptor {
-                        platform: None,
-                        annotations: Default::default(),
-                        ..d
-                    },
-                    bytes,
-                });
-            }
+            out.push(Blob {
+                descriptor: Descriptor {
+                    platform: None,
+                    annotations: Default::default(),
+                    ..d
+                },
+                bytes,
+            });
             continue;
         }
         let children: Vec<Descriptor> = if is_index(&d.media_type) {
