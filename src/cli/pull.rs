@@ -23,7 +23,8 @@ pub struct Opts {
     /// What to pull: `HOST[:PORT]/REPO[:TAG|@DIGEST]`.
     #[arg(value_name = "REF")]
     reference: String,
-    /// The OCI image layout directory (created if missing).
+    /// The OCI image layout directory: created if missing; an existing
+    /// directory must already be an OCI layout (it is added to).
     #[arg(long, value_name = "DIR")]
     layout: PathBuf,
     /// The name in the layout (`org.opencontainers.image.ref.name`);

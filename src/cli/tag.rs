@@ -25,7 +25,8 @@ pub struct Opts {
     /// Components or core modules, one per platform.
     #[arg(required = true)]
     files: Vec<PathBuf>,
-    /// The OCI image layout directory (created if missing).
+    /// The OCI image layout directory: created if missing; an existing
+    /// directory must already be an OCI layout (it is added to).
     #[arg(long, value_name = "DIR")]
     layout: PathBuf,
     /// The tag (`org.opencontainers.image.ref.name`).

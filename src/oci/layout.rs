@@ -328,7 +328,7 @@ pub fn tag(dir: &Path, tag: &str, artifacts: &[Artifact]) -> Result<(Descriptor,
             );
         }
     }
-    let mut entries = if !is_new(dir) {
+    let mut entries = if dir.exists() {
         let (layout, top) = open(dir)?;
         entries_under(&layout, &top, tag)?
     } else {
@@ -382,7 +382,7 @@ pub fn write_tagged_with_hook(
     before: &mut dyn FnMut(&str) -> Result<()>,
 ) -> Result<Descriptor> {
     loop {
-        if !is_new(dir) {
+        if dir.exists() {
             // One writer at a time: the index is read and replaced under the lock.
             let _lock = DirLock::exclusive(dir)?;
             let (layout, top) = open(dir)?;
@@ -415,15 +415,6 @@ pub fn write_tagged_with_hook(
                 return Err(e);
             }
         }
-    }
-}
-
-/// Whether `dir` is to be created: missing, or an empty directory (which
-/// the finished staging directory replaces).
-fn is_new(dir: &Path) -> bool {
-    match std::fs::read_dir(dir) {
-        Ok(mut entries) => dir.is_dir() && entries.next().is_none(),
-        Err(_) => !dir.exists(),
     }
 }
 
