@@ -35,7 +35,8 @@ pub struct Opts {
     /// The WASI level to prefer over newer ones the host also runs.
     #[arg(long, value_parser = ["p1", "p2", "p3"])]
     prefer: Option<String>,
-    /// Decide by the index's features alone: fetch no layer, confirm nothing.
+    /// Decide by features alone and confirm nothing (entries without
+    /// os.features are still judged from their config or layer).
     #[arg(long)]
     no_confirm: bool,
     #[command(flatten)]
