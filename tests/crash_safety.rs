@@ -163,6 +163,26 @@ fn two_tag_runs_into_one_layout_keep_both() {
         for tag in ["a", "b"] {
             inspect_json(&format!("{}:{tag}", dir.display()));
         }
+        // Two platforms under one tag at once: both are kept.
+        let (a, b) = (spawn(&hello, "same"), spawn(&p1, "same"));
+        for child in [a, b] {
+            let out = child.wait_with_output().unwrap();
+            assert!(
+                out.status.success(),
+                "round {round}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let same: serde_json::Value =
+            serde_json::from_str(&inspect_json(&format!("{}:same", dir.display()))).unwrap();
+        let mut oses: Vec<&str> = same["entries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["platform"]["os"].as_str().unwrap())
+            .collect();
+        oses.sort();
+        assert_eq!(oses, ["wasip1", "wasip2"], "round {round}");
         let leftovers: Vec<_> = std::fs::read_dir(tmp.path())
             .unwrap()
             .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

@@ -328,30 +328,55 @@ pub fn tag(dir: &Path, tag: &str, artifacts: &[Artifact]) -> Result<(Descriptor,
             );
         }
     }
-    let mut entries = if dir.exists() {
-        let (layout, top) = open(dir)?;
-        entries_under(&layout, &top, tag)?
-    } else {
-        vec![]
+    // The tag's index is worked out from what the layout holds under the
+    // lock, so two runs adding platforms to one tag both keep theirs.
+    let merged = |old: Vec<Descriptor>| -> Result<(Index, Blob)> {
+        let mut entries = old;
+        for a in artifacts {
+            match entries.iter().position(|e| same_slot(e, &a.entry)) {
+                Some(i) => entries[i] = a.entry.clone(),
+                None => entries.push(a.entry.clone()),
+            }
+        }
+        let index = Index {
+            manifests: entries,
+            ..Index::empty()
+        };
+        let blob = Blob::new(INDEX_MEDIA_TYPE, serde_json::to_vec(&index)?);
+        Ok((index, blob))
     };
-    for a in artifacts {
-        match entries.iter().position(|e| same_slot(e, &a.entry)) {
-            Some(i) => entries[i] = a.entry.clone(),
-            None => entries.push(a.entry.clone()),
+    let blobs_with = |index_blob: &Blob| -> Vec<Blob> {
+        let mut blobs = Vec::new();
+        for a in artifacts {
+            blobs.extend([a.layer.clone(), a.config.clone(), a.manifest.clone()]);
+        }
+        blobs.push(index_blob.clone());
+        blobs
+    };
+    loop {
+        if dir.exists() {
+            let _lock = DirLock::exclusive(dir)?;
+            let (layout, top) = open(dir)?;
+            let (index, index_blob) = merged(entries_under(&layout, &top, tag)?)?;
+            let blobs = blobs_with(&index_blob);
+            let refs: Vec<&Blob> = blobs.iter().collect();
+            let d = write_into(
+                &layout,
+                Some(top),
+                tag,
+                &refs,
+                &index_blob.descriptor,
+                &mut |_| Ok(()),
+            )?;
+            return Ok((d, index));
+        }
+        let (index, index_blob) = merged(vec![])?;
+        let blobs = blobs_with(&index_blob);
+        let refs: Vec<&Blob> = blobs.iter().collect();
+        if let Some(d) = create(dir, tag, &refs, &index_blob.descriptor, &mut |_| Ok(()))? {
+            return Ok((d, index));
         }
     }
-    let index = Index {
-        manifests: entries,
-        ..Index::empty()
-    };
-    let index_blob = Blob::new(INDEX_MEDIA_TYPE, serde_json::to_vec(&index)?);
-    let mut blobs = Vec::new();
-    for a in artifacts {
-        blobs.extend([&a.layer, &a.config, &a.manifest]);
-    }
-    blobs.push(&index_blob);
-    let descriptor = write_tagged(dir, tag, &blobs, &index_blob.descriptor)?;
-    Ok((descriptor, index))
 }
 
 /// Writes blobs into the layout at `dir` (creating it if missing) and names
@@ -388,34 +413,42 @@ pub fn write_tagged_with_hook(
             let (layout, top) = open(dir)?;
             return write_into(&layout, Some(top), tag, blobs, root, before);
         }
-        let parent = dir
-            .parent()
-            .filter(|p| !p.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let name = dir
-            .file_name()
-            .context("the layout path has no name")?
-            .to_string_lossy();
-        let staging = parent.join(format!(".{name}.{}.partial", unique()));
-        let written = write_into(&Layout::new(&staging), None, tag, blobs, root, before)
-            .and_then(|d| before("rename").map(|()| d));
-        let result = written.and_then(|d| match std::fs::rename(&staging, dir) {
-            Ok(()) => Ok(Some(d)),
-            // Another writer created the layout first: add to it instead.
-            Err(_) if dir.is_dir() => Ok(None),
-            Err(e) => Err(e).with_context(|| format!("failed to create `{}`", dir.display())),
-        });
-        match result {
-            Ok(Some(d)) => return Ok(d),
-            Ok(None) => {
-                let _ = std::fs::remove_dir_all(&staging);
-            }
-            Err(e) => {
-                let _ = std::fs::remove_dir_all(&staging);
-                return Err(e);
-            }
+        if let Some(d) = create(dir, tag, blobs, root, before)? {
+            return Ok(d);
         }
     }
+}
+
+/// Builds a new layout beside `dir` and renames it into place. `None` when
+/// another writer created `dir` first (the caller adds to it instead).
+fn create(
+    dir: &Path,
+    tag: &str,
+    blobs: &[&Blob],
+    root: &Descriptor,
+    before: &mut dyn FnMut(&str) -> Result<()>,
+) -> Result<Option<Descriptor>> {
+    let parent = dir
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = dir
+        .file_name()
+        .context("the layout path has no name")?
+        .to_string_lossy();
+    let staging = parent.join(format!(".{name}.{}.partial", unique()));
+    let written = write_into(&Layout::new(&staging), None, tag, blobs, root, before)
+        .and_then(|d| before("rename").map(|()| d));
+    let result = written.and_then(|d| match std::fs::rename(&staging, dir) {
+        Ok(()) => Ok(Some(d)),
+        // Another writer created the layout first.
+        Err(_) if dir.is_dir() => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("failed to create `{}`", dir.display())),
+    });
+    if !matches!(result, Ok(Some(_))) {
+        let _ = std::fs::remove_dir_all(&staging);
+    }
+    result
 }
 
 /// A name part unique to this call, for temporary files: the process id
