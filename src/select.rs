@@ -301,7 +301,7 @@ pub async fn select(source: &Source, host: &Host, opts: &SelectOptions) -> Resul
     let mut levels = HashMap::new();
     for d in descriptors {
         // The index decides most entries; the rest need their manifest and config.
-        let entry = match from_index(d, known) {
+        let entry = match from_index(d) {
             Ok(e) => e,
             Err(d) => describe(source, d, known).await?,
         };

@@ -86,16 +86,7 @@ pub fn inspect(source: &Source, json: bool) -> Result<u8> {
         "DIGEST".into(),
     ]];
     for e in &report.entries {
-        let platform = match &e.platform {
-            Some(p) => {
-                let mut s = format!("{}/{}", p.os, p.architecture);
-                if let Some(v) = &p.variant {
-                    s = format!("{s}/{v}");
-                }
-                s
-            }
-            None => "(no platform)".into(),
-        };
+        let platform = worldfit::select::platform_name(e.platform.as_ref());
         let target = match (&e.target, e.wasm) {
             (Some(t), _) => t.clone(),
             (None, true) => "(none)".into(),

@@ -191,7 +191,7 @@ pub async fn entries(
 /// platform in this encoding (`os.features`, or `os` `wasip1`); the
 /// descriptor back when its manifest must be read. The target world is
 /// left for [`describe`] to name (selection doesn't need it).
-pub fn from_index(mut d: Descriptor, known: &[KnownWorld]) -> Result<Entry, Descriptor> {
+pub fn from_index(mut d: Descriptor) -> Result<Entry, Descriptor> {
     let wasm_platform = d
         .platform
         .as_ref()
@@ -206,7 +206,6 @@ pub fn from_index(mut d: Descriptor, known: &[KnownWorld]) -> Result<Entry, Desc
             if p.os_features.is_empty() && p.os != "wasip1" {
                 return Err(d);
             }
-            let _ = known;
             (true, None)
         };
     Ok(Entry {
@@ -227,7 +226,7 @@ pub fn from_index(mut d: Descriptor, known: &[KnownWorld]) -> Result<Entry, Desc
 /// manifest and CNCF wasm config, else from its layer (kept in the entry,
 /// so confirming it doesn't fetch it again).
 pub async fn describe(source: &Source, d: Descriptor, known: &[KnownWorld]) -> Result<Entry> {
-    let d = match from_index(d, known) {
+    let d = match from_index(d) {
         Ok(mut e) => {
             // The target world comes first in `os.features`, when there is one.
             e.target = e

@@ -371,7 +371,7 @@ impl Registry {
     ) -> Result<(Descriptor, Vec<u8>)> {
         let r = self.at(tag_or_digest);
         let what = format!("cannot read `{}`", r.whole());
-        let (bytes, digest) = self
+        let (bytes, _header_digest) = self
             .retry(&what, || {
                 self.client
                     .pull_manifest_raw(&r, &self.auth, ACCEPTED_MANIFESTS)
@@ -389,11 +389,10 @@ impl Registry {
         }
         super::limits::check_json_depth(&bytes, limits.max_json_depth)
             .with_context(|| what.clone())?;
-        let actual = format!("sha256:{}", hex(&Sha256::digest(&bytes)));
+        let actual = format!("sha256:{}", crate::cache::sha256_hex(&bytes));
         if tag_or_digest.starts_with("sha256:") && actual != tag_or_digest {
             bail!("{what}: the registry sent content that hashes to `{actual}`");
         }
-        let _ = digest;
         let media_type = super::source::probe_media_type(&bytes).with_context(|| what.clone())?;
         Ok((
             Descriptor {
@@ -492,7 +491,7 @@ impl Registry {
                 d.size
             );
         }
-        let actual = format!("sha256:{}", hex(&hasher.finalize()));
+        let actual = format!("sha256:{}", crate::cache::hex(&hasher.finalize()));
         if actual != d.digest {
             bail!("{what}: the content hashes to `{actual}`");
         }
@@ -555,10 +554,6 @@ impl Registry {
             .fetch_add(bytes.len() as u64, Ordering::Relaxed);
         Ok(())
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
