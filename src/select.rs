@@ -37,11 +37,13 @@
 use crate::features::{FeatureLevel, Level, feature_level};
 use crate::host::Host;
 use crate::oci::artifact::{Descriptor, Manifest};
-use crate::oci::image::{Declared, Entry, describe, from_index, manifests, wasm_layer_of};
+use crate::oci::image::{Declared, Entry, describe, index_decides, manifests, wasm_layer_of};
+use crate::oci::listed::{Listed, ListedPlatform};
 use crate::oci::source::{Source, is_image_manifest};
 use crate::platform::Platform;
 use anyhow::{Context, Result};
 use serde::Serialize;
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 /// What to select and how far to confirm.
@@ -193,78 +195,164 @@ fn short(digest: &str) -> String {
     hex.chars().take(12).collect()
 }
 
-/// An entry on its way through the selection.
-struct Judged {
-    entry: Entry,
-    verdict: EntryVerdict,
+/// An entry on its way through the selection: its report, and what
+/// ranking and confirming it need. Kept small (the report plus a few
+/// words): a selection over a big index moves thousands of these.
+struct Judged<'a> {
+    report: EntryReport,
     level: Option<Level>,
-    reasons: Vec<String>,
-    checked: &'static str,
+    /// The manifest's media type and size, to fetch it for confirming
+    /// (borrowed from the index, mostly).
+    media_type: Cow<'a, str>,
+    size: u64,
+    /// The layer, when describing the entry already read it.
+    layer: Option<Vec<u8>>,
+}
+
+impl Judged<'_> {
+    fn os(&self) -> &str {
+        self.report.platform.as_ref().map_or("", |p| p.os.as_str())
+    }
+
+    /// The manifest's descriptor, to fetch it.
+    fn manifest(&self) -> Descriptor {
+        Descriptor {
+            media_type: self.media_type.to_string(),
+            digest: self.report.digest.clone(),
+            size: self.size,
+            platform: None,
+            annotations: Default::default(),
+        }
+    }
+}
+
+/// What [`judge`] remembers across the entries of one selection: indexes
+/// repeat the same few features and oses across many entries.
+#[derive(Default)]
+struct Memo {
+    features: HashMap<String, (Level, Option<String>)>,
+    other_os: HashMap<String, String>,
+}
+
+/// An entry before judging: what the index or [`describe`] said about it.
+struct Described<'a> {
+    digest: String,
+    media_type: Cow<'a, str>,
+    size: u64,
+    wasm: bool,
+    platform: Option<Platform>,
+    declared: Declared,
+    layer: Option<Vec<u8>>,
+}
+
+impl<'a> Described<'a> {
+    /// An entry the index decides (see [`index_decides`]); the entry back
+    /// when its manifest must be read.
+    fn from_index(l: Listed<'a>) -> Result<Described<'a>, Listed<'a>> {
+        let platform = l
+            .platform
+            .as_ref()
+            .map(|p| (&*p.architecture, &*p.os, !p.os_features.is_empty()));
+        let Some(wasm) = index_decides(&l.media_type, platform) else {
+            return Err(l);
+        };
+        Ok(Described {
+            digest: l.digest.into_owned(),
+            media_type: l.media_type,
+            size: l.size,
+            wasm,
+            platform: l.platform.map(ListedPlatform::into_platform),
+            declared: if wasm {
+                Declared::Index
+            } else {
+                Declared::None
+            },
+            layer: None,
+        })
+    }
+
+    fn from_entry(e: Entry) -> Described<'static> {
+        Described {
+            digest: e.descriptor.digest,
+            media_type: Cow::Owned(e.descriptor.media_type),
+            size: e.descriptor.size,
+            wasm: e.wasm,
+            platform: e.platform,
+            declared: e.declared,
+            layer: e.layer,
+        }
+    }
 }
 
 /// Judges an entry's features (or what its config/layer implied) against
 /// the host, which runs `oses`.
-fn judge(
-    entry: Entry,
-    host: &Host,
-    oses: &[&str],
-    memo: &mut HashMap<String, (Level, Option<String>)>,
-) -> Judged {
+fn judge<'a>(e: Described<'a>, host: &Host, oses: &[&str], memo: &mut Memo) -> Judged<'a> {
+    let wasm = e.wasm;
     let mut j = Judged {
-        verdict: EntryVerdict::NotWasm,
+        report: EntryReport {
+            digest: e.digest,
+            platform: e.platform,
+            verdict: EntryVerdict::NotWasm,
+            reasons: vec![],
+            declared: e.declared,
+            checked: "features",
+        },
         level: None,
-        reasons: vec![],
-        checked: "features",
-        entry,
+        media_type: e.media_type,
+        size: e.size,
+        layer: e.layer,
     };
-    let e = &j.entry;
-    if !e.wasm {
-        j.reasons
-            .push(if !is_image_manifest(&e.descriptor.media_type) {
-                format!("unknown media type `{}`; skipped", e.descriptor.media_type)
-            } else if e.platform.is_some() {
-                "not a wasm platform".into()
-            } else {
-                "no wasm config or layer".into()
-            });
+    let r = &mut j.report;
+    if !wasm {
+        r.reasons.push(if !is_image_manifest(&j.media_type) {
+            format!("unknown media type `{}`; skipped", j.media_type)
+        } else if r.platform.is_some() {
+            "not a wasm platform".into()
+        } else {
+            "no wasm config or layer".into()
+        });
         return j;
     }
-    j.verdict = EntryVerdict::Incompatible;
-    let Some(p) = &e.platform else {
-        j.reasons.push("its requirements could not be read".into());
+    r.verdict = EntryVerdict::Incompatible;
+    let Some(p) = &r.platform else {
+        r.reasons.push("its requirements could not be read".into());
         return j;
     };
     if !oses.contains(&p.os.as_str()) {
-        j.reasons.push(format!(
-            "needs {}; host runs {} only",
-            p.os,
-            if oses.is_empty() {
-                "nothing".to_string()
-            } else {
-                oses.join(", ")
-            }
-        ));
+        let reason = memo.other_os.entry(p.os.clone()).or_insert_with(|| {
+            format!(
+                "needs {}; host runs {} only",
+                p.os,
+                if oses.is_empty() {
+                    "nothing".to_string()
+                } else {
+                    oses.join(", ")
+                }
+            )
+        });
+        r.reasons.push(reason.clone());
         return j;
     }
     let mut level = Level::Yes;
     for f in &p.os_features {
-        let (l, reason) = match memo.get(f.as_str()) {
+        let (l, reason) = match memo.features.get(f.as_str()) {
             Some(x) => x,
             None => memo
+                .features
                 .entry(f.clone())
                 .or_insert_with(|| judge_feature(feature_level(f, host))),
         };
         level = level.min(*l);
-        if let Some(r) = reason {
-            j.reasons.push(r.clone());
+        if let Some(reason) = reason {
+            r.reasons.push(reason.clone());
         }
     }
-    j.level = Some(level);
-    j.verdict = match level {
+    r.verdict = match level {
         Level::Yes => EntryVerdict::Compatible,
         Level::Maybe => EntryVerdict::Maybe,
         Level::No => EntryVerdict::Incompatible,
     };
+    j.level = Some(level);
     j
 }
 
@@ -295,30 +383,28 @@ pub async fn select(source: &Source, host: &Host, opts: &SelectOptions) -> Resul
     let known = host.known_worlds();
     let oses = host.oses();
     let (root, root_bytes) = source.root().await?;
-    let descriptors = manifests(source, &root, &root_bytes).await?;
-    let mut judged = Vec::with_capacity(descriptors.len());
-    // Indexes repeat the same few features across many entries.
-    let mut levels = HashMap::new();
-    for d in descriptors {
+    let listed = manifests(source, &root, &root_bytes).await?;
+    let mut judged = Vec::with_capacity(listed.len());
+    let mut memo = Memo::default();
+    for l in listed {
         // The index decides most entries; the rest need their manifest and config.
-        let entry = match from_index(d) {
+        let entry = match Described::from_index(l) {
             Ok(e) => e,
-            Err(d) => describe(source, d, known).await?,
+            Err(l) => Described::from_entry(describe(source, l.into_descriptor(), known).await?),
         };
-        judged.push(judge(entry, host, &oses, &mut levels));
+        judged.push(judge(entry, host, &oses, &mut memo));
     }
     let prefer = opts.prefer.as_deref();
     // Features yes before maybe; then the preferred/newest WASI; then index order.
     let mut ranked: Vec<(std::cmp::Reverse<Level>, std::cmp::Reverse<u8>, usize)> = judged
         .iter()
         .enumerate()
-        .filter(|(_, j)| j.verdict != EntryVerdict::Incompatible)
+        .filter(|(_, j)| j.report.verdict != EntryVerdict::Incompatible)
         .filter_map(|(i, j)| {
             let level = j.level.filter(|l| *l != Level::No)?;
-            let os = j.entry.platform.as_ref().map_or("", |p| p.os.as_str());
             Some((
                 std::cmp::Reverse(level),
-                std::cmp::Reverse(os_rank(os, prefer)),
+                std::cmp::Reverse(os_rank(j.os(), prefer)),
                 i,
             ))
         })
@@ -330,23 +416,23 @@ pub async fn select(source: &Source, host: &Host, opts: &SelectOptions) -> Resul
     #[cfg(feature = "wasmtime")]
     let mut confirmation = None;
     for &i in &order {
+        let j = &mut judged[i];
         if opts.no_confirm {
-            let j = &mut judged[i];
-            if j.reasons.is_empty() {
-                j.reasons.push("every feature is on the host".into());
+            if j.report.reasons.is_empty() {
+                j.report.reasons.push("every feature is on the host".into());
             }
             selected = Some(i);
             break;
         }
-        let digest = judged[i].entry.descriptor.digest.clone();
-        let (layer_digest, bytes) = match judged[i].entry.layer.take() {
+        let (layer_digest, bytes) = match j.layer.take() {
             Some(bytes) => (String::from("its wasm layer"), bytes),
-            None => wasm_layer(source, &judged[i].entry.descriptor).await?,
+            None => wasm_layer(source, &j.manifest()).await?,
         };
+        let r = &mut j.report;
         // A layer that matches its digest but isn't wasm is a broken image,
         // not a build for another host: an error, like any other bad input.
         let wasm = crate::component::decode(&bytes)
-            .map_err(|e| anyhow::anyhow!("layer `{layer_digest}` of entry `{digest}` {e}"))?;
+            .map_err(|e| anyhow::anyhow!("layer `{layer_digest}` of entry `{}` {e}", r.digest))?;
         let verdict = crate::verdict::check(&wasm, host);
         if !verdict.compatible {
             let mut reasons: Vec<String> = verdict
@@ -358,16 +444,15 @@ pub async fn select(source: &Source, host: &Host, opts: &SelectOptions) -> Resul
             if verdict.problems.len() > 3 {
                 reasons.push(format!("{} more problems", verdict.problems.len() - 3));
             }
-            let j = &mut judged[i];
-            j.verdict = EntryVerdict::Incompatible;
-            j.checked = "types";
-            j.reasons = std::iter::once("its features fit, but its types don't".to_string())
+            r.verdict = EntryVerdict::Incompatible;
+            r.checked = "types";
+            r.reasons = std::iter::once("its features fit, but its types don't".to_string())
                 .chain(reasons)
                 .collect();
             continue;
         }
-        judged[i].checked = "types";
-        judged[i].reasons = vec![format!(
+        r.checked = "types";
+        r.reasons = vec![format!(
             "fits {}",
             verdict.world.as_deref().unwrap_or("the host")
         )];
@@ -376,14 +461,14 @@ pub async fn select(source: &Source, host: &Host, opts: &SelectOptions) -> Resul
             if !c.instantiated {
                 let message = c.message.clone().unwrap_or_default();
                 reject(
-                    &mut judged[i],
+                    r,
                     format!("instantiation failed: {message}"),
                     "instantiated",
                 );
                 continue;
             }
-            judged[i].checked = "instantiated";
-            judged[i].reasons.push(format!(
+            r.checked = "instantiated";
+            r.reasons.push(format!(
                 "instantiated in {} ms",
                 (c.compile + c.instantiate).as_millis()
             ));
@@ -395,12 +480,7 @@ pub async fn select(source: &Source, host: &Host, opts: &SelectOptions) -> Resul
     }
     // Say why the entries that could run weren't chosen.
     if let Some(s) = selected {
-        let chosen_os = judged[s]
-            .entry
-            .platform
-            .as_ref()
-            .map(|p| p.os.clone())
-            .unwrap_or_default();
+        let chosen_os = judged[s].os().to_string();
         let chosen_level = judged[s].level;
         let (worse, other_os, later) = (
             "a better-fitting entry was selected".to_string(),
@@ -408,33 +488,22 @@ pub async fn select(source: &Source, host: &Host, opts: &SelectOptions) -> Resul
             "an earlier entry was selected".to_string(),
         );
         for &i in &order {
-            if i == s || judged[i].verdict == EntryVerdict::Incompatible {
+            if i == s || judged[i].report.verdict == EntryVerdict::Incompatible {
                 continue;
             }
             let j = &mut judged[i];
-            let os = j.entry.platform.as_ref().map_or("", |p| p.os.as_str());
             let why = if j.level < chosen_level {
                 &worse
-            } else if os != chosen_os {
+            } else if j.os() != chosen_os {
                 &other_os
             } else {
                 &later
             };
-            j.reasons.push(why.clone());
+            j.report.reasons.push(why.clone());
         }
-        judged[s].verdict = EntryVerdict::Selected;
+        judged[s].report.verdict = EntryVerdict::Selected;
     }
-    let entries = judged
-        .into_iter()
-        .map(|j| EntryReport {
-            digest: j.entry.descriptor.digest,
-            platform: j.entry.platform,
-            verdict: j.verdict,
-            reasons: j.reasons,
-            declared: j.entry.declared,
-            checked: j.checked,
-        })
-        .collect();
+    let entries = judged.into_iter().map(|j| j.report).collect();
     Ok(Selection {
         source: source.name(),
         digest: root.digest,
@@ -448,10 +517,10 @@ pub async fn select(source: &Source, host: &Host, opts: &SelectOptions) -> Resul
 }
 
 #[cfg(feature = "wasmtime")]
-fn reject(j: &mut Judged, why: String, checked: &'static str) {
-    j.verdict = EntryVerdict::Incompatible;
-    j.checked = checked;
-    j.reasons = vec![why];
+fn reject(r: &mut EntryReport, why: String, checked: &'static str) {
+    r.verdict = EntryVerdict::Incompatible;
+    r.checked = checked;
+    r.reasons = vec![why];
 }
 
 /// Fetches a manifest's one wasm layer, verified: its digest and bytes. A

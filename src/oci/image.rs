@@ -9,7 +9,7 @@
 //! `os` and `component.imports`/`exports`, else the layer itself, decoded.
 
 use super::artifact::{Descriptor, Manifest, WasmConfig};
-use super::layout::Index;
+use super::listed::{Listed, ListedIndex};
 use super::source::{Source, is_image_manifest, is_index};
 use super::{WASM_CONFIG_MEDIA_TYPE, WASM_LAYER_MEDIA_TYPE};
 use crate::host::KnownWorld;
@@ -52,14 +52,14 @@ pub struct Entry {
 
 /// The manifests of an index (following nested indexes), each with the
 /// platform its nearest index gives it; or the root itself when it is a
-/// manifest.
-pub async fn manifests(
+/// manifest. The root index's entries borrow from `root_bytes`.
+pub async fn manifests<'a>(
     source: &Source,
     root: &Descriptor,
-    root_bytes: &[u8],
-) -> Result<Vec<Descriptor>> {
+    root_bytes: &'a [u8],
+) -> Result<Vec<Listed<'a>>> {
     if is_image_manifest(&root.media_type) {
-        return Ok(vec![root.clone()]);
+        return Ok(vec![Listed::from(root)]);
     }
     if !is_index(&root.media_type) {
         bail!(
@@ -73,7 +73,9 @@ pub async fn manifests(
     let limits = &source.limits;
     let mut stack = vec![(
         0usize,
-        parse_index(source, root, root_bytes)?.manifests.into_iter(),
+        parse_index(source, &root.digest, root_bytes)?
+            .manifests
+            .into_iter(),
     )];
     while let Some((depth, mut rest)) = stack.pop() {
         let Some(d) = rest.next() else { continue };
@@ -94,12 +96,19 @@ pub async fn manifests(
                     limits.max_index_depth
                 );
             }
+            let d = d.into_static().into_descriptor();
             let bytes = source
                 .fetch(&d, limits.max_manifest_bytes, &mut |_| {})
                 .await?;
+            // Nested indexes are few: their entries own their strings.
+            let nested = parse_index(source, &d.digest, &bytes)?.manifests;
             stack.push((
                 depth + 1,
-                parse_index(source, &d, &bytes)?.manifests.into_iter(),
+                nested
+                    .into_iter()
+                    .map(Listed::into_static)
+                    .collect::<Vec<_>>()
+                    .into_iter(),
             ));
         } else {
             out.push(d);
@@ -159,15 +168,15 @@ fn platform_from_config(
     Some((platform, target))
 }
 
-fn parse_index(source: &Source, d: &Descriptor, bytes: &[u8]) -> Result<Index> {
-    let index: Index = source
+fn parse_index<'a>(source: &Source, digest: &str, bytes: &'a [u8]) -> Result<ListedIndex<'a>> {
+    let index: ListedIndex = source
         .limits
         .parse_json(bytes)
-        .with_context(|| format!("index `{}` is not a valid OCI image index", d.digest))?;
+        .with_context(|| format!("index `{digest}` is not a valid OCI image index"))?;
     source
         .limits
         .check_entries(index.manifests.len())
-        .with_context(|| format!("index `{}`", d.digest))?;
+        .with_context(|| format!("index `{digest}`"))?;
     Ok(index)
 }
 
@@ -181,38 +190,45 @@ pub async fn entries(
 ) -> Result<Vec<Entry>> {
     let mut out = Vec::new();
     for d in manifests(source, root, root_bytes).await? {
-        out.push(describe(source, d, known).await?);
+        out.push(describe(source, d.into_descriptor(), known).await?);
     }
     Ok(out)
 }
 
-/// The entry as the index alone describes it, without fetching anything:
-/// `Ok` for a platform that isn't wasm, an unknown media type, and a wasm
-/// platform in this encoding (`os.features`, or `os` `wasip1`); the
-/// descriptor back when its manifest must be read. The target world is
-/// left for [`describe`] to name (selection doesn't need it).
+/// Whether the index alone decides what an entry is: `Some(false)` for a
+/// platform that isn't wasm or a media type that isn't an image manifest,
+/// `Some(true)` for a wasm platform in this encoding (`os.features`, or
+/// `os` `wasip1`), `None` when its manifest must be read.
+pub fn index_decides(media_type: &str, platform: Option<(&str, &str, bool)>) -> Option<bool> {
+    let wasm_platform =
+        |(arch, os, _): (&str, &str, bool)| arch == "wasm" || os.starts_with("wasip");
+    if platform.is_some_and(|p| !wasm_platform(p)) || !is_image_manifest(media_type) {
+        return Some(false);
+    }
+    let (_, os, has_features) = platform?;
+    (has_features || os == "wasip1").then_some(true)
+}
+
+/// The entry as the index alone describes it, without fetching anything
+/// (see [`index_decides`]); the descriptor back when its manifest must be
+/// read. The target world is left for [`describe`] to name (selection
+/// doesn't need it).
 pub fn from_index(mut d: Descriptor) -> Result<Entry, Descriptor> {
-    let wasm_platform = d
-        .platform
-        .as_ref()
-        .is_some_and(|p| p.architecture == "wasm" || p.os.starts_with("wasip"));
-    let (wasm, target) =
-        if (d.platform.is_some() && !wasm_platform) || !is_image_manifest(&d.media_type) {
-            (false, None)
-        } else {
-            let Some(p) = d.platform.as_ref() else {
-                return Err(d);
-            };
-            if p.os_features.is_empty() && p.os != "wasip1" {
-                return Err(d);
-            }
-            (true, None)
-        };
+    let platform = d.platform.as_ref().map(|p| {
+        (
+            p.architecture.as_str(),
+            p.os.as_str(),
+            !p.os_features.is_empty(),
+        )
+    });
+    let Some(wasm) = index_decides(&d.media_type, platform) else {
+        return Err(d);
+    };
     Ok(Entry {
         platform: d.platform.take(),
         descriptor: d,
         wasm,
-        target,
+        target: None,
         declared: if wasm {
             Declared::Index
         } else {

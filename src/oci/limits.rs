@@ -6,7 +6,7 @@
 //! by a scan before the parser (whose recursion allocates) sees the document.
 
 use anyhow::{Result, bail};
-use serde::de::DeserializeOwned;
+use serde::Deserialize;
 
 /// Read limits. The defaults are documented in README.md ("Limits").
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,45 +41,56 @@ impl Default for ReadLimits {
 /// Fails if `bytes`, read as JSON, nests arrays and objects deeper than
 /// `max`. A linear scan that skips strings; it doesn't validate the JSON
 /// (the parser does that next).
+///
+/// Most of an index is strings (digests, media types, names), so the scan
+/// jumps from quote to quote with one vectorized search over the whole
+/// document and looks at bytes one by one only between strings.
 pub fn check_json_depth(bytes: &[u8], max: usize) -> Result<()> {
     let mut depth = 0usize;
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            // Skip a string in one search: most of a manifest is strings
-            // (digests, media types, names).
-            b'"' => {
-                i += 1;
-                loop {
-                    let rest = bytes.get(i..).unwrap_or_default();
-                    match memchr::memchr2(b'"', b'\\', rest) {
-                        Some(n) if bytes[i + n] == b'\\' => i += n + 2,
-                        Some(n) => {
-                            i += n + 1;
-                            break;
-                        }
-                        None => return Ok(()), // unterminated: the parser says so
+    let mut structure = |segment: &[u8]| -> Result<()> {
+        for &b in segment {
+            match b {
+                b'[' | b'{' => {
+                    depth += 1;
+                    if depth > max {
+                        bail!("JSON nests deeper than the limit of {max} levels");
                     }
                 }
+                b']' | b'}' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+        Ok(())
+    };
+    let mut in_string = false;
+    // Where the current run of bytes outside strings starts.
+    let mut outside = 0;
+    for q in memchr::memchr_iter(b'"', bytes) {
+        if in_string {
+            // A quote after an odd run of backslashes is escaped. Each run
+            // is counted once (by the quote right after it): linear overall.
+            let run = bytes[..q].iter().rev().take_while(|&&b| b == b'\\').count();
+            if run % 2 == 1 {
                 continue;
             }
-            b'[' | b'{' => {
-                depth += 1;
-                if depth > max {
-                    bail!("JSON nests deeper than the limit of {max} levels");
-                }
-            }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
+            in_string = false;
+            outside = q + 1;
+        } else {
+            structure(&bytes[outside..q])?;
+            in_string = true;
         }
-        i += 1;
     }
+    if !in_string {
+        structure(&bytes[outside..])?;
+    }
+    // An unterminated string is the parser's problem.
     Ok(())
 }
 
 impl ReadLimits {
     /// Parses JSON after checking its nesting depth.
-    pub fn parse_json<T: DeserializeOwned>(&self, bytes: &[u8]) -> Result<T> {
+    /// What it parses may borrow from `bytes`.
+    pub fn parse_json<'a, T: Deserialize<'a>>(&self, bytes: &'a [u8]) -> Result<T> {
         check_json_depth(bytes, self.max_json_depth)?;
         Ok(serde_json::from_slice(bytes)?)
     }
@@ -114,6 +125,48 @@ mod tests {
         assert!(check_json_depth(br#"["a\"]"]"#, 1).is_ok());
         // 200,000 deep fails fast, without recursion.
         assert!(check_json_depth(nested(200_000).as_bytes(), 64).is_err());
+    }
+
+    /// The plain byte-at-a-time scan the vectorized one must agree with.
+    fn reference_depth_ok(bytes: &[u8], max: usize) -> bool {
+        let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+        for &b in bytes {
+            if in_string {
+                match (escaped, b) {
+                    (true, _) => escaped = false,
+                    (false, b'\\') => escaped = true,
+                    (false, b'"') => in_string = false,
+                    _ => {}
+                }
+                continue;
+            }
+            match b {
+                b'"' => in_string = true,
+                b'[' | b'{' => {
+                    depth += 1;
+                    if depth > max {
+                        return false;
+                    }
+                }
+                b']' | b'}' => depth = depth.saturating_sub(1),
+                _ => {}
+            }
+        }
+        true
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn agrees_with_the_plain_scan(
+            text in proptest::collection::vec(
+                proptest::sample::select(b"[]{}\"\\ab,:".to_vec()), 0..200),
+            max in 0usize..8,
+        ) {
+            proptest::prop_assert_eq!(
+                check_json_depth(&text, max).is_ok(),
+                reference_depth_ok(&text, max)
+            );
+        }
     }
 
     #[test]

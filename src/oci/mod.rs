@@ -5,6 +5,7 @@ pub mod artifact;
 pub mod image;
 pub mod layout;
 pub mod limits;
+pub mod listed;
 #[cfg(feature = "registry")]
 pub mod registry;
 pub mod source;
