@@ -183,3 +183,77 @@ fn special_files_in_a_layout_are_refused_without_hanging() {
     }
     assert_eq!(std::fs::read(oci.join("index.json")).unwrap(), index);
 }
+
+/// A registry's manifest is held to `--max-manifest-bytes` like a layout's:
+/// at the limit it reads; one byte past it, the answer is refused by its
+/// `Content-Length`, before a byte of the body is read.
+#[test]
+fn registry_manifests_are_refused_past_the_limit_before_reading() {
+    use worldfit::oci::limits::ReadLimits;
+    use worldfit::oci::registry::{Registry, RegistryOptions, parse_reference};
+
+    let tmp = tempfile::tempdir().unwrap();
+    let (p1, p2) = (wasip1_hello(), hello());
+    let oci = layout(
+        tmp.path(),
+        &[&p1, &p2],
+        vec![p2.entry.clone(), p1.entry.clone()],
+        vec![],
+    );
+    let registry = common::registry::Registry::start();
+    let reference = format!("{}/app:1.0", registry.addr);
+    let pushed = worldfit_command()
+        .args(["push", &format!("{}:1.0", oci.display()), &reference])
+        .arg("--plain-http")
+        .output()
+        .unwrap();
+    ok(&pushed);
+
+    // Through the CLI: the index and the chosen manifest are read.
+    let index_size = {
+        let top: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(oci.join("index.json")).unwrap()).unwrap();
+        top["manifests"][0]["size"].as_u64().unwrap()
+    };
+    let biggest = index_size.max(p2.manifest.descriptor.size);
+    at_and_past(
+        &reference,
+        &["--plain-http"],
+        "--max-manifest-bytes",
+        biggest,
+        "over the limit of",
+    );
+
+    // Through the library: what went over the wire.
+    let read = |limit: u64| {
+        let r = Registry::open(
+            &parse_reference(&reference).unwrap(),
+            RegistryOptions {
+                plain_http: true,
+                ..RegistryOptions::default()
+            },
+        )
+        .unwrap();
+        let limits = ReadLimits {
+            max_manifest_bytes: limit,
+            ..ReadLimits::default()
+        };
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let result = runtime.block_on(r.resolve("1.0", &limits));
+        let bytes_in = r
+            .traffic
+            .bytes_in
+            .load(std::sync::atomic::Ordering::Relaxed);
+        (result, bytes_in)
+    };
+    let (at, bytes_in) = read(index_size);
+    assert_eq!(at.unwrap().0.size, index_size);
+    assert_eq!(bytes_in, index_size);
+    let (past, bytes_in) = read(index_size - 1);
+    let err = format!("{:#}", past.unwrap_err());
+    assert!(err.contains("over the limit of"), "{err}");
+    assert_eq!(bytes_in, 0, "the body was read: {err}");
+}

@@ -1,9 +1,9 @@
 //! How much of an image worldfit will read, and how deep its JSON and its
 //! indexes may nest. Registries and layouts are untrusted: every limit is
-//! checked against a descriptor's declared size before a byte is read, and
-//! against the bytes as they arrive (blobs; a registry manifest arrives
-//! whole from `oci-client` and is checked then); JSON nesting is measured
-//! by a scan before the parser (whose recursion allocates) sees the document.
+//! checked against a descriptor's declared size (or a response's
+//! `Content-Length`) before a byte is read, and against the bytes as they
+//! arrive; JSON nesting is measured by a scan before the parser (whose
+//! recursion allocates) sees the document.
 
 use anyhow::{Result, bail};
 use serde::Deserialize;

@@ -1,5 +1,6 @@
-//! An OCI distribution registry, through `oci-client`: manifests and blobs
-//! read with their size and digest checked while they stream in, blobs and
+//! An OCI distribution registry, through `oci-client` (and, for manifests,
+//! the `reqwest` client under it): manifests and blobs read with their size
+//! and digest checked while they stream in, blobs and
 //! manifests pushed byte for byte (so digests survive the trip), credentials
 //! from the Docker config, and bounded retries with timeouts.
 //!
@@ -73,6 +74,10 @@ pub struct Traffic {
 /// One repository in a registry.
 pub struct Registry {
     client: Client,
+    /// The same HTTP stack, for reading manifests with a size limit.
+    http: reqwest::Client,
+    /// The bearer token a manifest read last earned (after a 401 challenge).
+    token: std::sync::Mutex<Option<String>>,
     auth: RegistryAuth,
     repo: Reference,
     opts: RegistryOptions,
@@ -212,6 +217,7 @@ fn classify(e: &OciDistributionError, host: &str, opts: &RegistryOptions) -> Fai
             transient: true,
             message: format!("request to registry `{host}` failed: {}", root_cause(r)),
         },
+        O::GenericError(Some(m)) => permanent(format!("registry `{host}`: {m}")),
         O::DigestError(d) => permanent(format!("registry `{host}` sent corrupt content: {d}")),
         other => permanent(format!(
             "registry `{host}`: {}",
@@ -290,9 +296,17 @@ impl Registry {
         };
         let client = Client::try_from(config)
             .map_err(|e| anyhow!("cannot set up the registry client: {e}"))?;
+        let http = reqwest::Client::builder()
+            .read_timeout(opts.timeout)
+            .connect_timeout(opts.timeout)
+            .user_agent(concat!("worldfit/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| anyhow!("cannot set up the registry client: {e}"))?;
         let auth = credentials(&host)?;
         Ok(Registry {
             client,
+            http,
+            token: std::sync::Mutex::default(),
             auth,
             repo: reference.clone(),
             opts,
@@ -371,22 +385,9 @@ impl Registry {
     ) -> Result<(Descriptor, Vec<u8>)> {
         let r = self.at(tag_or_digest);
         let what = format!("cannot read `{}`", r.whole());
-        let (bytes, _header_digest) = self
-            .retry(&what, || {
-                self.client
-                    .pull_manifest_raw(&r, &self.auth, ACCEPTED_MANIFESTS)
-            })
+        let bytes = self
+            .retry(&what, || self.get_manifest(&r, limits.max_manifest_bytes))
             .await?;
-        self.traffic
-            .bytes_in
-            .fetch_add(bytes.len() as u64, Ordering::Relaxed);
-        if bytes.len() as u64 > limits.max_manifest_bytes {
-            bail!(
-                "{what}: the manifest has {} bytes, over the limit of {}",
-                bytes.len(),
-                limits.max_manifest_bytes
-            );
-        }
         super::limits::check_json_depth(&bytes, limits.max_json_depth)
             .with_context(|| what.clone())?;
         let actual = format!("sha256:{}", crate::cache::sha256_hex(&bytes));
@@ -402,8 +403,102 @@ impl Registry {
                 platform: None,
                 annotations: BTreeMap::new(),
             },
-            bytes.to_vec(),
+            bytes,
         ))
+    }
+
+    /// `GET /v2/REPO/manifests/REF`, refusing a body over `limit` bytes
+    /// before reading it (by its `Content-Length`) and while reading it.
+    /// Credentials as `oci-client` would send them: the Docker config's
+    /// user and password as Basic auth, or a bearer token fetched through
+    /// `oci-client` when the registry challenges for one.
+    async fn get_manifest(
+        &self,
+        r: &Reference,
+        limit: u64,
+    ) -> std::result::Result<Vec<u8>, OciDistributionError> {
+        use reqwest::StatusCode;
+        use reqwest::header::{ACCEPT, CONTENT_LENGTH, WWW_AUTHENTICATE};
+        let url = format!(
+            "{}://{}/v2/{}/manifests/{}",
+            if self.opts.plain_http {
+                "http"
+            } else {
+                "https"
+            },
+            r.resolve_registry(),
+            r.repository(),
+            r.digest().or(r.tag()).unwrap_or("latest")
+        );
+        let request = |token: Option<String>| {
+            let rb = self
+                .http
+                .get(&url)
+                .header(ACCEPT, ACCEPTED_MANIFESTS.join(", "));
+            match (token, &self.auth) {
+                (Some(t), _) => rb.bearer_auth(t),
+                (None, RegistryAuth::Basic(user, password)) => rb.basic_auth(user, Some(password)),
+                (None, _) => rb,
+            }
+        };
+        let token = self.token.lock().map(|t| t.clone()).unwrap_or_default();
+        let mut res = request(token).send().await?;
+        let bearer_challenge = res
+            .headers()
+            .get(WWW_AUTHENTICATE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("bearer"));
+        if res.status() == StatusCode::UNAUTHORIZED && bearer_challenge {
+            // A token, new or expired: oci-client speaks the token protocol.
+            let token = self
+                .client
+                .auth(r, &self.auth, oci_client::RegistryOperation::Pull)
+                .await?;
+            if let Ok(mut slot) = self.token.lock() {
+                slot.clone_from(&token);
+            }
+            self.traffic.requests.fetch_add(1, Ordering::Relaxed);
+            res = request(token).send().await?;
+        }
+        let status = res.status();
+        if !status.is_success() {
+            let body = res.text().await.unwrap_or_default();
+            let body: String = body.chars().take(4096).collect();
+            return Err(match status {
+                StatusCode::UNAUTHORIZED => OciDistributionError::UnauthorizedError { url },
+                StatusCode::NOT_FOUND => OciDistributionError::ImageManifestNotFoundError(url),
+                _ => OciDistributionError::ServerError {
+                    code: status.as_u16(),
+                    url,
+                    message: body,
+                },
+            });
+        }
+        let over = |n: u64| {
+            OciDistributionError::GenericError(Some(format!(
+                "the manifest is {n} bytes or more, over the limit of {limit}"
+            )))
+        };
+        let declared = res
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+        if let Some(n) = declared.filter(|&n| n > limit) {
+            return Err(over(n));
+        }
+        // Grows as bytes arrive: a declared length is a claim, not a promise.
+        let mut bytes = Vec::with_capacity(declared.unwrap_or(0).min(limit) as usize);
+        while let Some(chunk) = res.chunk().await? {
+            self.traffic
+                .bytes_in
+                .fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            let n = (bytes.len() + chunk.len()) as u64;
+            if n > limit {
+                return Err(over(n));
+            }
+            bytes.extend_from_slice(&chunk);
+        }
+        Ok(bytes)
     }
 
     /// Reads what a descriptor names (a manifest from the manifests
