@@ -7,7 +7,7 @@ use clap::Args;
 use serde::Serialize;
 use std::path::PathBuf;
 use worldfit::oci::registry::{Registry, looks_like_registry, parse_reference};
-use worldfit::oci::source::{Origin, Source};
+use worldfit::oci::source::{Origin, RegistryImage, Source};
 use worldfit::oci::transfer::{TransferReport, pull};
 
 /// Pull an image (an index with all its entries, or one manifest) from a registry into an OCI layout
@@ -63,14 +63,14 @@ impl Opts {
             .clone()
             .unwrap_or_else(|| reference.tag().unwrap_or("latest").to_string());
         super::tag::check_tag(&tag)?;
-        let source = Source::new(Origin::Registry {
+        let source = Source::new(Origin::Registry(RegistryImage {
             registry: Box::new(Registry::open(&reference, self.registry.options()?)?),
             reference: reference
                 .digest()
                 .or(reference.tag())
                 .unwrap_or("latest")
                 .to_string(),
-        })
+        }))
         .with_limits(self.limits.limits());
         let mut bar = Bar::new("pulling", !self.json);
         let transfer = block_on(pull(&source, &self.layout, &tag, &mut bar))?

@@ -20,6 +20,20 @@ pub struct RegistryFlags {
     /// tried 3 times in all.
     #[arg(long, value_name = "SECS", default_value_t = 30.0)]
     timeout: f64,
+    /// containerd's socket, for `containerd://` sources.
+    #[cfg(feature = "containerd")]
+    #[arg(
+        long,
+        value_name = "SOCKET",
+        env = "CONTAINERD_ADDRESS",
+        default_value = worldfit::oci::containerd::DEFAULT_ADDRESS
+    )]
+    containerd_address: std::path::PathBuf,
+    /// containerd's namespace, for `containerd://` sources (default: the
+    /// one in the source name, else `default`).
+    #[cfg(feature = "containerd")]
+    #[arg(long, value_name = "NAMESPACE", env = "CONTAINERD_NAMESPACE")]
+    containerd_namespace: Option<String>,
 }
 
 impl RegistryFlags {
@@ -38,8 +52,18 @@ impl RegistryFlags {
         })
     }
 
-    /// Opens a source (layout or registry) with these options.
+    /// Opens a source (layout, registry or containerd) with these options.
     pub fn source(&self, text: &str) -> Result<Source> {
+        #[cfg(feature = "containerd")]
+        {
+            let containerd = worldfit::oci::containerd::ContainerdOptions {
+                address: self.containerd_address.clone(),
+                namespace: self.containerd_namespace.clone(),
+                timeout: self.options()?.timeout,
+            };
+            Source::parse_with(text, &self.options()?, &containerd)
+        }
+        #[cfg(not(feature = "containerd"))]
         Source::parse(text, &self.options()?)
     }
 }

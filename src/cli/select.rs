@@ -7,7 +7,7 @@ use super::output::{print, print_json};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use serde::Serialize;
-use worldfit::oci::source::Origin;
+use worldfit::oci::source::{LayoutImage, Origin};
 use worldfit::platform::Platform;
 use worldfit::select::{EntryReport, SelectOptions, select};
 
@@ -120,7 +120,7 @@ impl Opts {
         }
         let mut text = selection.explain();
         text.push_str(&match (selection.selected(), &source.origin) {
-            (Some(e), Origin::Layout { layout, .. }) => format!(
+            (Some(e), Origin::Layout(LayoutImage { layout, .. })) => format!(
                 "\nits manifest: {}\n",
                 layout
                     .dir()

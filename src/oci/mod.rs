@@ -2,6 +2,8 @@
 //! config, and image layouts on disk.
 
 pub mod artifact;
+#[cfg(feature = "containerd")]
+pub mod containerd;
 pub mod image;
 pub mod layout;
 pub mod limits;
@@ -9,6 +11,7 @@ pub mod listed;
 #[cfg(feature = "registry")]
 pub mod registry;
 pub mod source;
+pub mod store;
 #[cfg(feature = "registry")]
 pub mod transfer;
 

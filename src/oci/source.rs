@@ -1,12 +1,14 @@
-//! Where an image comes from: a local OCI layout or a registry, named the
-//! way skopeo and docker name them, and read the same way (every byte
-//! checked against its descriptor before anyone looks at it).
+//! Where an image comes from: a local OCI layout, a registry, containerd's
+//! content store (each a [`ContentStore`]), named the way skopeo, docker
+//! and ctr name them, and read the same way (every byte checked against its
+//! descriptor before anyone looks at it).
 
 use super::artifact::{Blob, Descriptor, Manifest};
 use super::layout::{self, Index, Layout};
 use super::limits::{self, ReadLimits};
 #[cfg(feature = "registry")]
 use super::registry::{self, Registry, RegistryOptions};
+use super::store::{ContentStore, StoreFuture};
 use super::{INDEX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE, REF_NAME};
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
@@ -30,23 +32,94 @@ pub struct Source {
     pub limits: ReadLimits,
 }
 
-/// Where an image is.
+/// Where an image is: one of the built-in stores, or an embedder's own.
 pub enum Origin {
     /// A local OCI image layout.
-    Layout {
-        /// The layout.
-        layout: Layout,
-        /// Which image in it.
-        selector: Selector,
-    },
+    Layout(LayoutImage),
     /// A repository in a registry.
     #[cfg(feature = "registry")]
-    Registry {
-        /// The repository.
-        registry: Box<Registry>,
-        /// The tag or digest.
-        reference: String,
-    },
+    Registry(RegistryImage),
+    /// An image in containerd's content store.
+    #[cfg(feature = "containerd")]
+    Containerd(Box<super::containerd::ContainerdImage>),
+    /// Any other [`ContentStore`].
+    Custom(Box<dyn ContentStore>),
+}
+
+/// An image in a local OCI layout.
+pub struct LayoutImage {
+    /// The layout.
+    pub layout: Layout,
+    /// Which image in it.
+    pub selector: Selector,
+}
+
+/// An image in a registry.
+#[cfg(feature = "registry")]
+pub struct RegistryImage {
+    /// The repository.
+    pub registry: Box<Registry>,
+    /// The tag or digest.
+    pub reference: String,
+}
+
+impl ContentStore for LayoutImage {
+    fn name(&self) -> String {
+        let dir = self.layout.dir().display();
+        match &self.selector {
+            Selector::Default => format!("{dir}"),
+            Selector::Tag(t) => format!("{dir}:{t}"),
+            Selector::Digest(d) => format!("{dir}@{d}"),
+        }
+    }
+
+    fn root<'a>(&'a self, limits: &'a ReadLimits) -> StoreFuture<'a, (Descriptor, Vec<u8>)> {
+        Box::pin(std::future::ready(layout_root(
+            &self.layout,
+            &self.selector,
+            limits,
+        )))
+    }
+
+    fn fetch<'a>(
+        &'a self,
+        d: &'a Descriptor,
+        limit: u64,
+        _limits: &'a ReadLimits,
+        on_bytes: &'a mut dyn FnMut(u64),
+    ) -> StoreFuture<'a, Vec<u8>> {
+        let read = self.layout.read_blob(d, limit);
+        if let Ok(bytes) = &read {
+            on_bytes(bytes.len() as u64);
+        }
+        Box::pin(std::future::ready(read))
+    }
+}
+
+#[cfg(feature = "registry")]
+impl ContentStore for RegistryImage {
+    fn name(&self) -> String {
+        let sep = if self.reference.starts_with("sha256:") {
+            '@'
+        } else {
+            ':'
+        };
+        format!("{}{sep}{}", self.registry.repository(), self.reference)
+    }
+
+    fn root<'a>(&'a self, limits: &'a ReadLimits) -> StoreFuture<'a, (Descriptor, Vec<u8>)> {
+        Box::pin(self.registry.resolve(&self.reference, limits))
+    }
+
+    fn fetch<'a>(
+        &'a self,
+        d: &'a Descriptor,
+        limit: u64,
+        limits: &'a ReadLimits,
+        on_bytes: &'a mut dyn FnMut(u64),
+    ) -> StoreFuture<'a, Vec<u8>> {
+        Box::pin(self.registry.fetch(d, limit, limits, on_bytes))
+    }
 }
 
 /// Splits `DIR`, `DIR:TAG` or `DIR@sha256:...` when DIR is a directory.
@@ -86,6 +159,34 @@ impl Source {
     /// (a local directory wins), or `[docker://]HOST[:PORT]/REPO[:TAG|@DIGEST]`.
     #[cfg(feature = "registry")]
     pub fn parse(text: &str, opts: &RegistryOptions) -> Result<Source> {
+        #[cfg(feature = "containerd")]
+        return Self::parse_with(text, opts, &Default::default());
+        #[cfg(not(feature = "containerd"))]
+        Self::parse_any(text, opts)
+    }
+
+    /// [`Source::parse`], also reading `containerd://[NAMESPACE/]IMAGE`
+    /// (see [`super::containerd::split_name`]).
+    #[cfg(feature = "containerd")]
+    pub fn parse_with(
+        text: &str,
+        opts: &RegistryOptions,
+        containerd: &super::containerd::ContainerdOptions,
+    ) -> Result<Source> {
+        if let Some(name) = text.strip_prefix("containerd://") {
+            let image = super::containerd::ContainerdImage::new(name, containerd)?;
+            return Ok(Source::new(Origin::Containerd(Box::new(image))));
+        }
+        Self::parse_any(text, opts)
+    }
+
+    #[cfg(feature = "registry")]
+    fn parse_any(text: &str, opts: &RegistryOptions) -> Result<Source> {
+        if text.starts_with("containerd://") {
+            bail!(
+                "`{text}`: this worldfit was built without containerd support (feature `containerd`)"
+            );
+        }
         if let Some(s) = Self::parse_layout(text)? {
             return Ok(s);
         }
@@ -96,10 +197,10 @@ impl Source {
                 .or(reference.tag())
                 .unwrap_or("latest")
                 .to_string();
-            return Ok(Source::new(Origin::Registry {
+            return Ok(Source::new(Origin::Registry(RegistryImage {
                 registry: Box::new(Registry::open(&reference, opts.clone())?),
                 reference: tag_or_digest,
-            }));
+            })));
         }
         bail!(
             "`{text}` is neither an OCI layout directory (DIR[:TAG]) nor a registry reference \
@@ -115,67 +216,51 @@ impl Source {
             None => (false, text),
         };
         match split_layout(rest) {
-            Some((dir, selector)) => Ok(Some(Source::new(Origin::Layout {
+            Some((dir, selector)) => Ok(Some(Source::new(Origin::Layout(LayoutImage {
                 layout: Layout::new(dir),
                 selector,
-            }))),
+            })))),
             None if explicit => bail!("`{rest}` is not a directory"),
             None => Ok(None),
         }
     }
 
+    /// The store the bytes come from.
+    pub fn store(&self) -> &dyn ContentStore {
+        match &self.origin {
+            Origin::Layout(l) => l,
+            #[cfg(feature = "registry")]
+            Origin::Registry(r) => r,
+            #[cfg(feature = "containerd")]
+            Origin::Containerd(c) => c.as_ref(),
+            Origin::Custom(c) => c.as_ref(),
+        }
+    }
+
     /// A short name for messages.
     pub fn name(&self) -> String {
-        match &self.origin {
-            Origin::Layout { layout, selector } => {
-                let dir = layout.dir().display();
-                match selector {
-                    Selector::Default => format!("{dir}"),
-                    Selector::Tag(t) => format!("{dir}:{t}"),
-                    Selector::Digest(d) => format!("{dir}@{d}"),
-                }
-            }
-            #[cfg(feature = "registry")]
-            Origin::Registry {
-                registry,
-                reference,
-            } => {
-                let sep = if reference.starts_with("sha256:") {
-                    '@'
-                } else {
-                    ':'
-                };
-                format!("{}{sep}{reference}", registry.repository())
-            }
-        }
+        self.store().name()
     }
 
     /// The tag the source names, if any.
     pub fn tag(&self) -> Option<&str> {
         match &self.origin {
-            Origin::Layout {
+            Origin::Layout(LayoutImage {
                 selector: Selector::Tag(t),
                 ..
-            } => Some(t),
-            Origin::Layout { .. } => None,
+            }) => Some(t),
             #[cfg(feature = "registry")]
-            Origin::Registry { reference, .. } => {
+            Origin::Registry(RegistryImage { reference, .. }) => {
                 (!reference.starts_with("sha256:")).then_some(reference.as_str())
             }
+            _ => None,
         }
     }
 
     /// The image the source names: its descriptor and bytes (an index or a
     /// manifest), verified.
     pub async fn root(&self) -> Result<(Descriptor, Vec<u8>)> {
-        match &self.origin {
-            Origin::Layout { layout, selector } => layout_root(layout, selector, &self.limits),
-            #[cfg(feature = "registry")]
-            Origin::Registry {
-                registry,
-                reference,
-            } => registry.resolve(reference, &self.limits).await,
-        }
+        self.store().root(&self.limits).await
     }
 
     /// Reads what a descriptor names, verified against it, refusing more than `limit`.
@@ -185,17 +270,7 @@ impl Source {
         limit: u64,
         on_bytes: &mut dyn FnMut(u64),
     ) -> Result<Vec<u8>> {
-        match &self.origin {
-            Origin::Layout { layout, .. } => {
-                let bytes = layout.read_blob(d, limit)?;
-                on_bytes(bytes.len() as u64);
-                Ok(bytes)
-            }
-            #[cfg(feature = "registry")]
-            Origin::Registry { registry, .. } => {
-                registry.fetch(d, limit, &self.limits, on_bytes).await
-            }
-        }
+        self.store().fetch(d, limit, &self.limits, on_bytes).await
     }
 }
 

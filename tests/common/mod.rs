@@ -1,6 +1,7 @@
 //! Shared test helpers: fixture paths, synthesized components, running the CLI.
 #![allow(dead_code)]
 
+pub mod containerd;
 pub mod oci;
 pub mod registry;
 

@@ -1,0 +1,305 @@
+//! Selecting from containerd's content store, against a real containerd
+//! (Debian's package, a private instance per test) holding an index that
+//! `worldfit tag` wrote and `ctr images import` stored.
+#![cfg(feature = "containerd")]
+
+mod common;
+
+use common::containerd::{Containerd, layout_tar};
+use common::{fixture, worldfit_command};
+use std::os::unix::net::UnixListener;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::{Duration, Instant};
+
+const IMAGE: &str = "docker.io/library/wf:1.0";
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "status {:?}\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+/// Asserts exit 2 with one `error:` line (and its causes) naming `name`;
+/// returns stderr.
+fn fails(out: &Output, name: &str) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "stderr: {stderr}");
+    assert_eq!(stderr.matches("error:").count(), 1, "{stderr}");
+    assert!(stderr.starts_with("error:"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert!(stderr.contains(name), "`{name}` not named: {stderr}");
+    stderr
+}
+
+/// `worldfit ARGS... --containerd-address SOCKET`.
+fn worldfit(socket: &Path, args: &[&str]) -> Output {
+    worldfit_command()
+        .args(args)
+        .arg("--containerd-address")
+        .arg(socket)
+        .output()
+        .unwrap()
+}
+
+/// A tar of a layout with a wasip2 component and a wasip1 module under
+/// tag `1.0`, as `worldfit tag` writes it.
+fn tagged_tar(dir: &Path) -> (PathBuf, serde_json::Value) {
+    let module = dir.join("wasip1-hello.wasm");
+    std::fs::write(
+        &module,
+        wat::parse_file(fixture("wasip1-hello.wat")).unwrap(),
+    )
+    .unwrap();
+    let layout = dir.join("oci");
+    let tagged = ok(&worldfit_command()
+        .env("SOURCE_DATE_EPOCH", "0")
+        .args(["tag", "--tag", "1.0", "--json", "--layout"])
+        .arg(&layout)
+        .arg(fixture("hello-cli.wasm"))
+        .arg(&module)
+        .output()
+        .unwrap());
+    let tar = dir.join("wf.tar");
+    layout_tar(&layout, &tar);
+    (tar, serde_json::from_str(&tagged).unwrap())
+}
+
+/// Imports every platform without unpacking (there is nothing containerd
+/// could unpack), naming the image `docker.io/library/wf:1.0`.
+fn import_all(c: &Containerd, namespace: &str, tar: &Path) {
+    ok(&c.ctr(&[
+        "-n",
+        namespace,
+        "images",
+        "import",
+        "--all-platforms",
+        "--no-unpack",
+        "--base-name",
+        "docker.io/library/wf",
+        tar.to_str().unwrap(),
+    ]));
+}
+
+#[test]
+fn ctr_cannot_unpack_a_wasm_index_but_select_picks_and_confirms_from_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (tar, tagged) = tagged_tar(tmp.path());
+    let c = Containerd::start();
+
+    // containerd on its own: no entry for the host's platform.
+    let plain = c.ctr(&[
+        "images",
+        "import",
+        "--base-name",
+        "docker.io/library/wf",
+        tar.to_str().unwrap(),
+    ]);
+    assert!(!plain.status.success());
+    let stderr = String::from_utf8_lossy(&plain.stderr);
+    assert!(
+        stderr.contains("no match for platform in manifest"),
+        "{stderr}"
+    );
+
+    import_all(&c, "default", &tar);
+    let source = format!("containerd://{IMAGE}");
+    let out = ok(&worldfit(&c.socket, &["select", &source, "--json"]));
+    let s: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let wasip2 = tagged["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["platform"]["os"] == "wasip2")
+        .unwrap();
+    assert_eq!(s["selected"]["digest"], wasip2["digest"], "{out}");
+    assert_eq!(s["source"], format!("containerd://default/{IMAGE}"));
+    assert_eq!(s["digest"], tagged["digest"]);
+    let chosen = s["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["verdict"] == "selected")
+        .unwrap();
+    assert_eq!(chosen["checked"], "instantiated", "{out}");
+    assert_eq!(s["entries"].as_array().unwrap().len(), 2);
+
+    // The same source for people, and for inspect; the namespace in the name.
+    let text = ok(&worldfit(&c.socket, &["select", &source]));
+    assert!(text.starts_with("selected "), "{text}");
+    let listed = ok(&worldfit(
+        &c.socket,
+        &[
+            "inspect",
+            &format!("containerd://default/{IMAGE}"),
+            "--json",
+        ],
+    ));
+    let listed: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    assert_eq!(listed["entries"].as_array().unwrap().len(), 2, "{listed}");
+}
+
+#[test]
+fn missing_images_namespaces_and_content_are_one_line_errors() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (tar, _) = tagged_tar(tmp.path());
+    let c = Containerd::start();
+    import_all(&c, "default", &tar);
+
+    let err = fails(
+        &worldfit(
+            &c.socket,
+            &["select", "containerd://docker.io/library/nope:1"],
+        ),
+        "docker.io/library/nope:1",
+    );
+    assert!(err.contains("has no image"), "{err}");
+    // The image exists, but not in this namespace.
+    let err = fails(
+        &worldfit(
+            &c.socket,
+            &[
+                "select",
+                &format!("containerd://{IMAGE}"),
+                "--containerd-namespace",
+                "other",
+            ],
+        ),
+        IMAGE,
+    );
+    assert!(err.contains("namespace `other`"), "{err}");
+    let err = fails(
+        &worldfit(
+            &c.socket,
+            &[
+                "select",
+                &format!("containerd://{IMAGE}"),
+                "--containerd-namespace",
+                "bad ns",
+            ],
+        ),
+        "bad ns",
+    );
+    assert!(err.contains("not a containerd namespace"), "{err}");
+
+    // Imported without --all-platforms: containerd keeps the index and
+    // drops the rest; selection can't read the entries it needs.
+    let partial = c.ctr(&[
+        "-n",
+        "partial",
+        "images",
+        "import",
+        "--no-unpack",
+        "--base-name",
+        "docker.io/library/wf",
+        tar.to_str().unwrap(),
+    ]);
+    assert!(partial.status.success(), "{partial:?}");
+    let err = fails(
+        &worldfit(
+            &c.socket,
+            &["select", &format!("containerd://partial/{IMAGE}")],
+        ),
+        IMAGE,
+    );
+    assert!(
+        err.contains("missing from containerd's content store"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_tampered_blob_in_the_store_aborts_the_selection() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (tar, tagged) = tagged_tar(tmp.path());
+    let c = Containerd::start();
+    import_all(&c, "default", &tar);
+    // The wasip2 build's layer, rewritten in place with the same length.
+    let manifest_digest = tagged["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["platform"]["os"] == "wasip2")
+        .unwrap()["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(c.blob_file(&manifest_digest)).unwrap()).unwrap();
+    let layer = c.blob_file(manifest["layers"][0]["digest"].as_str().unwrap());
+    let mut bytes = std::fs::read(&layer).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    let mut perms = std::fs::metadata(&layer).unwrap().permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    perms.set_readonly(false);
+    std::fs::set_permissions(&layer, perms).unwrap();
+    std::fs::write(&layer, bytes).unwrap();
+
+    let err = fails(
+        &worldfit(&c.socket, &["select", &format!("containerd://{IMAGE}")]),
+        "corrupt or tampered",
+    );
+    assert!(
+        err.contains(IMAGE) || err.contains("containerd://"),
+        "{err}"
+    );
+    // By its features alone it still selects: nothing tampered is read.
+    ok(&worldfit(
+        &c.socket,
+        &["select", &format!("containerd://{IMAGE}"), "--no-confirm"],
+    ));
+}
+
+#[test]
+fn no_containerd_or_a_silent_socket_fails_in_bounded_time() {
+    let tmp = tempfile::tempdir().unwrap();
+    let source = format!("containerd://{IMAGE}");
+
+    // Nothing at the socket path (a stopped containerd).
+    let gone = tmp.path().join("gone.sock");
+    let started = Instant::now();
+    let err = fails(
+        &worldfit(&gone, &["select", &source]),
+        "cannot connect to containerd",
+    );
+    assert!(err.contains(IMAGE), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+
+    // A containerd that was running and stopped: its socket is gone too.
+    let c = Containerd::start();
+    let socket = c.socket.clone();
+    drop(c);
+    fails(
+        &worldfit(&socket, &["select", &source]),
+        "cannot connect to containerd",
+    );
+
+    // A socket that accepts and never answers (not containerd, or hung).
+    let silent = tmp.path().join("silent.sock");
+    let listener = UnixListener::bind(&silent).unwrap();
+    let held = std::thread::spawn(move || {
+        let mut open = Vec::new();
+        for conn in listener.incoming().take(4) {
+            open.push(conn);
+        }
+        std::thread::sleep(Duration::from_secs(30));
+    });
+    let started = Instant::now();
+    let err = fails(
+        &worldfit(&silent, &["select", &source, "--timeout", "1"]),
+        "did not answer within 1s",
+    );
+    assert!(err.contains(IMAGE), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    drop(held);
+}
