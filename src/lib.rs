@@ -34,6 +34,8 @@ pub mod fuzzing;
 pub mod host;
 pub mod oci;
 pub mod platform;
+#[cfg(all(feature = "containerd", feature = "wasmtime"))]
+pub mod preflight;
 pub mod select;
 pub mod types;
 pub mod verdict;

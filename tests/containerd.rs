@@ -303,3 +303,63 @@ fn no_containerd_or_a_silent_socket_fails_in_bounded_time() {
     );
     drop(held);
 }
+
+/// The shim's call: the chosen layer's bytes, and a second start of the
+/// same image served by the compile cache.
+#[test]
+fn preflight_returns_the_layer_and_hits_the_cache_on_the_second_start() {
+    use worldfit::Host;
+    use worldfit::cache::CompileCache;
+    use worldfit::confirm::ConfirmOptions;
+    use worldfit::oci::containerd::ContainerdOptions;
+    use worldfit::preflight::preflight;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let (tar, _) = tagged_tar(tmp.path());
+    let c = Containerd::start();
+    import_all(&c, "default", &tar);
+    let containerd = ContainerdOptions {
+        address: c.socket.clone(),
+        ..ContainerdOptions::default()
+    };
+    let host = Host::wasmtime();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let start = || {
+        let confirm = ConfirmOptions {
+            cache: Some(CompileCache::new(tmp.path().join("cache"))),
+            ..ConfirmOptions::default()
+        };
+        runtime.block_on(preflight(IMAGE, &containerd, &host, confirm))
+    };
+    let first = start().unwrap();
+    assert_eq!(
+        first.layer,
+        std::fs::read(fixture("hello-cli.wasm")).unwrap()
+    );
+    let c1 = first.selection.confirmation.as_ref().unwrap();
+    assert!(c1.instantiated && !c1.cached, "{c1:?}");
+    let second = start().unwrap();
+    assert_eq!(second.digest, first.digest);
+    let c2 = second.selection.confirmation.as_ref().unwrap();
+    assert!(c2.instantiated && c2.cached, "{c2:?}");
+
+    // A failure is one line naming the image, for the container's status.
+    let err = runtime
+        .block_on(preflight(
+            "docker.io/library/nope:1",
+            &containerd,
+            &host,
+            ConfirmOptions::default(),
+        ))
+        .err()
+        .unwrap();
+    let line = format!("{err:#}");
+    assert_eq!(line.lines().count(), 1, "{line}");
+    assert!(
+        line.contains("docker.io/library/nope:1") && line.contains("has no image"),
+        "{line}"
+    );
+}
