@@ -16,7 +16,8 @@ use worldfit::types::{render_function, render_type};
 #[derive(Args)]
 #[command(
     after_help = "SOURCE is a component or module file, an OCI layout (DIR, DIR:TAG, DIR@sha256:...) \
-or a registry reference (HOST[:PORT]/REPO[:TAG|@DIGEST]); for an image, each entry's platform and \
+a registry reference (HOST[:PORT]/REPO[:TAG|@DIGEST]) or, with the containerd feature, \
+containerd://[NAMESPACE/]IMAGE; for an image, each entry's platform and \
 target world are shown, read from the index, else the wasm config, else the layer.\n\n\
 Examples:\n  worldfit inspect app.wasm\n  worldfit inspect app.wasm --json | jq '.platform'\n  \
 worldfit inspect ./oci:1.0\n  worldfit inspect ghcr.io/me/app:1.0\n\n\

@@ -11,11 +11,12 @@ use worldfit::oci::source::{LayoutImage, Origin};
 use worldfit::platform::Platform;
 use worldfit::select::{EntryReport, SelectOptions, select};
 
-/// Pick the entry of an image index (a layout or a registry) that a host runs, and say why about every entry
+/// Pick the entry of an image index (a layout, a registry, containerd) that a host runs, and say why about every entry
 #[derive(Args)]
 #[command(
     after_help = "SOURCE is an OCI layout (DIR, DIR:TAG, DIR@sha256:..., oci:DIR:TAG; a local \
-directory wins) or a registry reference (HOST[:PORT]/REPO[:TAG|@DIGEST], docker://...).\n\n\
+directory wins), a registry reference (HOST[:PORT]/REPO[:TAG|@DIGEST], docker://...) or, in builds \
+with the containerd feature, an image in containerd (containerd://[NAMESPACE/]IMAGE).\n\n\
 Entries are ranked by their platform features (yes before maybe), then the newest WASI the host \
 runs (wasip3, wasip2, wasip1; --prefer changes it), then index order. Unless --no-confirm, the top \
 candidate's layer is fetched and checked (types, then instantiation for the built-in host); if it \
@@ -27,7 +28,7 @@ Exit status:\n  0  an entry was selected\n  1  no entry runs on this host (every
 2  error: the source or the host could not be read"
 )]
 pub struct Opts {
-    /// The image: an OCI layout or a registry reference.
+    /// The image: an OCI layout, a registry reference or containerd://IMAGE.
     #[arg(value_name = "SOURCE")]
     source: String,
     #[command(flatten)]
