@@ -136,7 +136,7 @@ impl ContainerdImage {
                 Ok(Err(e)) => Err(anyhow!(
                     "cannot connect to containerd at `{address}`: {}; is containerd running \
                      there? (--containerd-address)",
-                    root_cause(&e)
+                    super::registry::root_cause(&e)
                 )),
                 Err(_) => Err(anyhow!(
                     "containerd at `{address}` did not accept a connection within {}s",
@@ -325,15 +325,6 @@ fn first_line(status: &Status) -> String {
     } else {
         message.chars().take(200).collect()
     }
-}
-
-/// The innermost cause ("No such file or directory", "Connection refused").
-fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut cur = e;
-    while let Some(next) = cur.source() {
-        cur = next;
-    }
-    cur.to_string()
 }
 
 #[cfg(test)]

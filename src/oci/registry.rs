@@ -261,7 +261,7 @@ fn status_failure(code: u16, body: &str, host: &str) -> Failure {
 
 /// The innermost cause of a request error, which says what actually failed
 /// ("connection refused", "dns error", an invalid certificate).
-fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+pub(crate) fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
     let mut cur = e;
     while let Some(next) = cur.source() {
         cur = next;
