@@ -23,6 +23,8 @@
 //! ```
 #![deny(missing_docs)]
 
+#[cfg(feature = "kubernetes")]
+pub mod affinity;
 pub mod cache;
 pub mod component;
 #[cfg(feature = "wasmtime")]
@@ -32,6 +34,7 @@ pub mod features;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod host;
+pub mod labels;
 pub mod oci;
 pub mod platform;
 #[cfg(all(feature = "containerd", feature = "wasmtime"))]

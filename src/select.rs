@@ -92,6 +92,10 @@ pub struct EntryReport {
     pub declared: Declared,
     /// How far it was checked: `features`, `types` or `instantiated`.
     pub checked: &'static str,
+    /// How the host meets its features (`yes`, `maybe`, `no`): its worst
+    /// feature's level; `None` for entries the features didn't decide (not
+    /// wasm, an `os` the host doesn't run, requirements unread).
+    pub level: Option<Level>,
 }
 
 /// The result of a selection.
@@ -200,7 +204,6 @@ fn short(digest: &str) -> String {
 /// words): a selection over a big index moves thousands of these.
 struct Judged<'a> {
     report: EntryReport,
-    level: Option<Level>,
     /// The manifest's media type and size, to fetch it for confirming
     /// (borrowed from the index, mostly).
     media_type: Cow<'a, str>,
@@ -296,8 +299,8 @@ fn judge<'a>(e: Described<'a>, host: &Host, oses: &[&str], memo: &mut Memo) -> J
             reasons: vec![],
             declared: e.declared,
             checked: "features",
+            level: None,
         },
-        level: None,
         media_type: e.media_type,
         size: e.size,
         layer: e.layer,
@@ -352,7 +355,7 @@ fn judge<'a>(e: Described<'a>, host: &Host, oses: &[&str], memo: &mut Memo) -> J
         Level::Maybe => EntryVerdict::Maybe,
         Level::No => EntryVerdict::Incompatible,
     };
-    j.level = Some(level);
+    r.level = Some(level);
     j
 }
 
@@ -401,7 +404,7 @@ pub async fn select(source: &Source, host: &Host, opts: &SelectOptions) -> Resul
         .enumerate()
         .filter(|(_, j)| j.report.verdict != EntryVerdict::Incompatible)
         .filter_map(|(i, j)| {
-            let level = j.level.filter(|l| *l != Level::No)?;
+            let level = j.report.level.filter(|l| *l != Level::No)?;
             Some((
                 std::cmp::Reverse(level),
                 std::cmp::Reverse(os_rank(j.os(), prefer)),
@@ -481,7 +484,7 @@ pub async fn select(source: &Source, host: &Host, opts: &SelectOptions) -> Resul
     // Say why the entries that could run weren't chosen.
     if let Some(s) = selected {
         let chosen_os = judged[s].os().to_string();
-        let chosen_level = judged[s].level;
+        let chosen_level = judged[s].report.level;
         let (worse, other_os, later) = (
             "a better-fitting entry was selected".to_string(),
             format!("{chosen_os} is preferred"),
@@ -492,7 +495,7 @@ pub async fn select(source: &Source, host: &Host, opts: &SelectOptions) -> Resul
                 continue;
             }
             let j = &mut judged[i];
-            let why = if j.level < chosen_level {
+            let why = if j.report.level < chosen_level {
                 &worse
             } else if j.os() != chosen_os {
                 &other_os

@@ -48,6 +48,7 @@ struct EntryJson {
     reasons: Vec<String>,
     declared: String,
     checked: String,
+    level: Option<String>,
 }
 
 fn run(cmd: &mut Command) -> Output {
@@ -134,7 +135,9 @@ fn ranks_newest_wasi_first_and_explains_every_entry() {
     assert_eq!(chosen.digest, digests[3]);
     assert_eq!(chosen.checked, "instantiated");
     assert_eq!(j.entries[0].reasons, ["not a wasm platform"]);
+    assert_eq!(j.entries[0].level, None);
     assert_eq!(j.entries[1].reasons, ["wasip3 is preferred"]);
+    assert_eq!(j.entries[1].level.as_deref(), Some("yes"));
     assert!(
         j.entries[3].reasons[0].starts_with("fits worldfit:wasmtime/wasip3-command"),
         "{:?}",
@@ -177,6 +180,8 @@ fn ranks_newest_wasi_first_and_explains_every_entry() {
         j.entries[2].reasons,
         ["needs wasi:cli/command@0.2.6; host lacks it"]
     );
+    assert_eq!(j.entries[2].level.as_deref(), Some("no"));
+    assert_eq!(j.entries[1].level, None, "an os the host doesn't run");
     assert_eq!(
         j.entries[3].reasons,
         ["needs wasip3; host runs wasip2 only"]

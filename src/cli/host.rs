@@ -12,7 +12,7 @@ use worldfit::platform::containerd_string;
 /// Show the host's worlds and the platform features it advertises
 #[derive(Args)]
 #[command(
-    after_help = "Examples:\n  worldfit host\n  worldfit host --wit wit/ --world my-host --json\n  worldfit host --format containerd\n\n\
+    after_help = "Examples:\n  worldfit host\n  worldfit host --wit wit/ --world my-host --json\n  worldfit host --format containerd\n  worldfit host --format nfd > /etc/kubernetes/node-feature-discovery/features.d/worldfit\n\n\
 Exit status:\n  0  the host was described\n  2  the WIT could not be read or a world was not found"
 )]
 pub struct Opts {
@@ -34,6 +34,9 @@ enum Format {
     Json,
     /// One containerd platform string per OS the host runs.
     Containerd,
+    /// A Node Feature Discovery feature file: Kubernetes node labels for
+    /// each OS, world and interface (docs/FORMAT.md).
+    Nfd,
 }
 
 /// `host --json`.
@@ -100,6 +103,7 @@ impl Opts {
         let format = if self.json { Format::Json } else { self.format };
         match format {
             Format::Json => print_json(&report)?,
+            Format::Nfd => print(&worldfit::labels::nfd_feature_file(&host))?,
             Format::Containerd => {
                 let mut text = String::new();
                 for os in &report.os {

@@ -1,5 +1,7 @@
 //! One file per subcommand, each with an `Opts` struct and a `run()`.
 
+#[cfg(all(feature = "registry", feature = "kubernetes"))]
+mod affinity;
 mod check;
 mod host;
 mod image;
@@ -44,6 +46,8 @@ enum Command {
     Pull(pull::Opts),
     #[cfg(feature = "registry")]
     Select(select::Opts),
+    #[cfg(all(feature = "registry", feature = "kubernetes"))]
+    Affinity(affinity::Opts),
 }
 
 /// Runs the command line; returns the exit code.
@@ -60,6 +64,8 @@ pub fn run() -> Result<u8> {
         Command::Pull(o) => o.run(),
         #[cfg(feature = "registry")]
         Command::Select(o) => o.run(),
+        #[cfg(all(feature = "registry", feature = "kubernetes"))]
+        Command::Affinity(o) => o.run(),
     }
 }
 
