@@ -70,7 +70,36 @@ fn examples() -> Vec<(&'static str, String)> {
         inspect["platform"], index["manifests"][0]["platform"],
         "inspect and tag agree on the platform"
     );
+    // Node labels (a few of the built-in host's) and the affinity of the
+    // layout above.
+    let nfd = String::from_utf8(
+        worldfit_command()
+            .args(["host", "--format", "nfd"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+    .lines()
+    .filter(|l| {
+        l.contains("/os.") || l.contains("/wasi_cli.command") || l.contains("/wasi_http.types")
+    })
+    .collect::<Vec<_>>()
+    .join("\n");
+    let affinity = worldfit_command()
+        .args(["affinity", &format!("{}:1.0", layout.display())])
+        .output()
+        .unwrap();
+    assert_eq!(affinity.status.code(), Some(0));
+    let affinity = String::from_utf8(affinity.stdout)
+        .unwrap()
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .collect::<Vec<_>>()
+        .join("\n");
     vec![
+        ("nfd", nfd),
+        ("affinity", affinity),
         ("platform", pretty(&inspect["platform"])),
         ("containerd", containerd),
         ("config", pretty(&config)),
