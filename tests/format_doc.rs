@@ -1,5 +1,7 @@
 //! docs/FORMAT.md's examples are produced here from fixtures. A run fails if
 //! the document differs from the code; `BLESS=1` rewrites the document.
+//! (The affinity example needs `worldfit affinity`: the default features.)
+#![cfg(all(feature = "registry", feature = "kubernetes"))]
 
 mod common;
 

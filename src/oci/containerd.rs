@@ -129,9 +129,7 @@ impl ContainerdImage {
     async fn channel(&self) -> Result<Channel> {
         let address = self.address.display();
         let connect = self.channel.get_or_try_init(|| async {
-            match tokio::time::timeout(self.timeout, containerd_client::connect(&self.address))
-                .await
-            {
+            match tokio::time::timeout(self.timeout, connect(&self.address)).await {
                 Ok(Ok(channel)) => Ok(channel),
                 Ok(Err(e)) => Err(anyhow!(
                     "cannot connect to containerd at `{address}`: {}; is containerd running \
@@ -296,6 +294,29 @@ impl ContainerdImage {
             .await?;
         Ok((d, bytes))
     }
+}
+
+/// A gRPC channel over containerd's Unix socket, with HTTP/2 windows wide
+/// enough for 1 MiB content messages to stream without stalls (the 64 KiB
+/// default makes the server wait for window updates many times per message).
+async fn connect(
+    path: &std::path::Path,
+) -> Result<Channel, containerd_client::tonic::transport::Error> {
+    use containerd_client::tonic::transport::Endpoint;
+    const WINDOW: u32 = 16 << 20;
+    let path = path.to_path_buf();
+    Endpoint::try_from("http://[::]")?
+        .initial_stream_window_size(Some(WINDOW))
+        .initial_connection_window_size(Some(WINDOW))
+        .connect_with_connector(tower::service_fn(move |_| {
+            let path = path.clone();
+            async move {
+                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(
+                    tokio::net::UnixStream::connect(path).await?,
+                ))
+            }
+        }))
+        .await
 }
 
 impl ContentStore for ContainerdImage {
