@@ -335,12 +335,16 @@ impl Embedded {
     fn compile(
         &self,
         bytes: &[u8],
+        known_sha256: Option<&str>,
         is_component: bool,
         options: &ConfirmOptions,
         c: &mut Confirmation,
     ) -> Result<(Backend, Artifact), String> {
         let start = Instant::now();
-        let digest = options.cache.as_ref().map(|_| sha256_hex(bytes));
+        let digest = options.cache.as_ref().map(|_| match known_sha256 {
+            Some(d) => d.to_string(),
+            None => sha256_hex(bytes),
+        });
         let kind = if is_component { "component" } else { "module" };
         // A cached artifact from either compiler will do.
         if let (Some(cache), Some(digest)) = (&options.cache, &digest) {
@@ -456,20 +460,27 @@ impl Embedded {
         store
     }
 
-    /// Links and instantiates, never calling an export.
-    pub async fn confirm_async(&self, bytes: &[u8], options: &ConfirmOptions) -> Confirmation {
+    /// Links and instantiates, never calling an export. `sha256_hex`, when
+    /// given, must be the bytes' SHA-256 (it keys the compile cache).
+    pub async fn confirm_async(
+        &self,
+        bytes: &[u8],
+        sha256_hex: Option<&str>,
+        options: &ConfirmOptions,
+    ) -> Confirmation {
         let mut c = Confirmation::failed(Failure::Instantiate, String::new());
         c.failure = None;
         c.message = None;
         let is_component = wasmparser::Parser::is_component(bytes);
-        let (backend, artifact) = match self.compile(bytes, is_component, options, &mut c) {
-            Ok(x) => x,
-            Err(message) => {
-                c.failure = Some(Failure::Compile);
-                c.message = Some(message);
-                return c;
-            }
-        };
+        let (backend, artifact) =
+            match self.compile(bytes, sha256_hex, is_component, options, &mut c) {
+                Ok(x) => x,
+                Err(message) => {
+                    c.failure = Some(Failure::Compile);
+                    c.message = Some(message);
+                    return c;
+                }
+            };
         c.backend = Some(backend);
         let rt = self.runtime(backend);
         let mut store = self.store(rt, &options.limits);
@@ -524,7 +535,7 @@ impl Embedded {
             .enable_time()
             .build()
         {
-            Ok(rt) => rt.block_on(self.confirm_async(bytes, options)),
+            Ok(rt) => rt.block_on(self.confirm_async(bytes, None, options)),
             Err(e) => Confirmation::failed(
                 Failure::Instantiate,
                 format!("cannot start an async runtime: {e}"),

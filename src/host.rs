@@ -414,7 +414,29 @@ impl Host {
         options: &crate::confirm::ConfirmOptions,
     ) -> Option<crate::confirm::Confirmation> {
         Some(match self.embedded()? {
-            Ok(embedded) => embedded.confirm_async(bytes, options).await,
+            Ok(embedded) => embedded.confirm_async(bytes, None, options).await,
+            Err(failed) => failed,
+        })
+    }
+
+    /// [`Host::confirm_async`] for bytes already verified against a SHA-256
+    /// digest (an OCI layer): the compile cache is keyed by it rather than
+    /// by hashing the bytes again (a third of a warm selection's time for
+    /// an 18 MB layer). Crate-private: a wrong digest would key the cache
+    /// wrongly, so only callers that verified the bytes themselves use it.
+    #[cfg(feature = "wasmtime")]
+    pub(crate) async fn confirm_verified_async(
+        &self,
+        bytes: &[u8],
+        sha256_hex: &str,
+        options: &crate::confirm::ConfirmOptions,
+    ) -> Option<crate::confirm::Confirmation> {
+        Some(match self.embedded()? {
+            Ok(embedded) => {
+                embedded
+                    .confirm_async(bytes, Some(sha256_hex), options)
+                    .await
+            }
             Err(failed) => failed,
         })
     }

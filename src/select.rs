@@ -459,8 +459,18 @@ pub async fn select(source: &Source, host: &Host, opts: &SelectOptions) -> Resul
             "fits {}",
             verdict.world.as_deref().unwrap_or("the host")
         )];
+        // The layer was verified against its digest as it was read: the
+        // compile cache can be keyed by it without hashing the bytes again.
         #[cfg(feature = "wasmtime")]
-        if let Some(c) = host.confirm_async(&bytes, &opts.confirm).await {
+        let confirmed = match layer_digest.strip_prefix("sha256:") {
+            Some(hex) => {
+                host.confirm_verified_async(&bytes, hex, &opts.confirm)
+                    .await
+            }
+            None => host.confirm_async(&bytes, &opts.confirm).await,
+        };
+        #[cfg(feature = "wasmtime")]
+        if let Some(c) = confirmed {
             if !c.instantiated {
                 let message = c.message.clone().unwrap_or_default();
                 reject(
