@@ -15,71 +15,13 @@
 
 mod support;
 
-use std::collections::BTreeMap;
-use std::path::Path;
 use std::process::ExitCode;
 use std::time::Instant;
 use support::{CommandLine, Mode};
-use worldfit::oci::artifact::{Blob, Descriptor};
-use worldfit::oci::layout::{Index, write_tagged};
-use worldfit::oci::{INDEX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE};
-use worldfit::platform::Platform;
 
 const WHO: &str = "affinity bench";
 const ENTRIES: usize = 1_000;
 const TARGET_MS: f64 = 50.0;
-
-/// Entry `i` of the synthetic index (distinct digests; never read).
-fn entry(i: usize) -> Descriptor {
-    let (arch, os, features): (&str, &str, Vec<String>) = match i % 6 {
-        0 => (
-            "wasm",
-            "wasip2",
-            vec![format!("wasi:cli/command@0.2.{}", i % 13)],
-        ),
-        1 => (
-            "wasm",
-            "wasip2",
-            vec![
-                format!("wasi:http/proxy@0.2.{}", i % 13),
-                format!("wasi:keyvalue/store@0.2.0-draft{}", i % 3),
-            ],
-        ),
-        2 => ("wasm", "wasip3", vec!["wasi:http/service@0.3.0".into()]),
-        3 => ("wasm", "wasip1", vec![]),
-        4 => (
-            "wasm",
-            "wasip2",
-            vec![format!("wasi:cli/command@0.{}.0", 4 + i % 3)],
-        ),
-        _ => ("amd64", "linux", vec![]),
-    };
-    Descriptor {
-        media_type: MANIFEST_MEDIA_TYPE.into(),
-        digest: format!("sha256:{i:064x}"),
-        size: 400 + (i % 100) as u64,
-        platform: Some(Platform {
-            architecture: arch.into(),
-            os: os.into(),
-            os_version: None,
-            os_features: features,
-            variant: None,
-        }),
-        annotations: BTreeMap::new(),
-    }
-}
-
-fn make_layout(dir: &Path) -> Vec<u8> {
-    let index = Index {
-        schema_version: 2,
-        media_type: Some(INDEX_MEDIA_TYPE.into()),
-        manifests: (0..ENTRIES).map(entry).collect(),
-        annotations: BTreeMap::new(),
-    };
-    let blob = Blob::new(INDEX_MEDIA_TYPE, serde_json::to_vec(&index).unwrap());
-    write_tagged(dir, "bench", &[&blob], &blob.descriptor).unwrap();
-    blob.bytes
-}
 
 /// Runs a command line `n` times (after `warmup` untimed runs) and returns
 /// the sorted wall times in ms, failing on a non-zero exit; `check` sees the
@@ -134,7 +76,7 @@ fn main() -> ExitCode {
     };
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("oci");
-    let index = make_layout(&dir);
+    let index = support::mixed_index_layout(&dir, ENTRIES).bytes;
     let source = format!("{}:bench", dir.display());
 
     let ours = CommandLine::new(&worldfit, ["affinity", source.as_str(), "--json"]);

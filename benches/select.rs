@@ -15,72 +15,13 @@
 mod support;
 
 use criterion::{BenchmarkId, Criterion};
-use std::collections::BTreeMap;
-use std::path::Path;
 use std::time::Duration;
 use worldfit::host::Host;
-use worldfit::oci::artifact::{Blob, Descriptor};
-use worldfit::oci::layout::{Index, write_tagged};
 use worldfit::oci::source::Source;
-use worldfit::oci::{INDEX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE};
-use worldfit::platform::Platform;
 use worldfit::select::{SelectOptions, select};
 
 const SIZES: [usize; 4] = [10, 100, 1_000, 10_000];
 const TARGET_MS: f64 = 20.0;
-
-/// Entry `i` of a synthetic index (distinct digests; the blobs they name
-/// are never read with `--no-confirm`).
-fn entry(i: usize) -> Descriptor {
-    let (arch, os, features): (&str, &str, Vec<String>) = match i % 6 {
-        0 => (
-            "wasm",
-            "wasip2",
-            vec![format!("wasi:cli/command@0.2.{}", i % 13)],
-        ),
-        1 => (
-            "wasm",
-            "wasip2",
-            vec![
-                format!("wasi:http/proxy@0.2.{}", i % 13),
-                format!("wasi:keyvalue/store@0.2.0-draft{}", i % 3),
-            ],
-        ),
-        2 => ("wasm", "wasip3", vec!["wasi:http/service@0.3.0".into()]),
-        3 => ("wasm", "wasip1", vec![]),
-        4 => (
-            "wasm",
-            "wasip2",
-            vec![format!("wasi:cli/command@0.{}.0", 4 + i % 3)],
-        ),
-        _ => ("amd64", "linux", vec![]),
-    };
-    Descriptor {
-        media_type: MANIFEST_MEDIA_TYPE.into(),
-        digest: format!("sha256:{i:064x}"),
-        size: 400 + (i % 100) as u64,
-        platform: Some(Platform {
-            architecture: arch.into(),
-            os: os.into(),
-            os_version: None,
-            os_features: features,
-            variant: None,
-        }),
-        annotations: BTreeMap::new(),
-    }
-}
-
-fn make_layout(dir: &Path, n: usize) -> u64 {
-    let index = Index {
-        schema_version: 2,
-        media_type: Some(INDEX_MEDIA_TYPE.into()),
-        manifests: (0..n).map(entry).collect(),
-        annotations: BTreeMap::new(),
-    };
-    let blob = Blob::new(INDEX_MEDIA_TYPE, serde_json::to_vec(&index).unwrap());
-    write_tagged(dir, "bench", &[&blob], &blob.descriptor).unwrap();
-    blob.descriptor.size
-}
 
 /// Polls a future that never waits (a layout source) to completion.
 fn now<F: std::future::Future>(f: F) -> F::Output {
@@ -108,7 +49,7 @@ fn main() {
     let mut group = c.benchmark_group("select_no_confirm");
     for n in SIZES {
         let dir = tmp.path().join(format!("oci-{n}"));
-        let index_bytes = make_layout(&dir, n);
+        let index_bytes = support::mixed_index_layout(&dir, n).descriptor.size;
         let source = Source::parse_layout(&format!("{}:bench", dir.display()))
             .unwrap()
             .unwrap();

@@ -289,3 +289,66 @@ pub fn name_width<'a>(names: impl IntoIterator<Item = &'a str>) -> usize {
         .unwrap_or(0)
         .max("component".len())
 }
+
+/// Entry `i` of a synthetic image index, mixing what real indexes hold:
+/// wasip2 builds needing CLI or HTTP worlds at various 0.2.x patches,
+/// wasip3 builds, wasip1 modules, an unsupported future track, and
+/// `linux/amd64` images (distinct digests; the blobs they name are never
+/// read: the index decides every entry).
+pub fn mixed_entry(i: usize) -> worldfit::oci::artifact::Descriptor {
+    let (arch, os, features): (&str, &str, Vec<String>) = match i % 6 {
+        0 => (
+            "wasm",
+            "wasip2",
+            vec![format!("wasi:cli/command@0.2.{}", i % 13)],
+        ),
+        1 => (
+            "wasm",
+            "wasip2",
+            vec![
+                format!("wasi:http/proxy@0.2.{}", i % 13),
+                format!("wasi:keyvalue/store@0.2.0-draft{}", i % 3),
+            ],
+        ),
+        2 => ("wasm", "wasip3", vec!["wasi:http/service@0.3.0".into()]),
+        3 => ("wasm", "wasip1", vec![]),
+        4 => (
+            "wasm",
+            "wasip2",
+            vec![format!("wasi:cli/command@0.{}.0", 4 + i % 3)],
+        ),
+        _ => ("amd64", "linux", vec![]),
+    };
+    worldfit::oci::artifact::Descriptor {
+        media_type: worldfit::oci::MANIFEST_MEDIA_TYPE.into(),
+        digest: format!("sha256:{i:064x}"),
+        size: 400 + (i % 100) as u64,
+        platform: Some(worldfit::platform::Platform {
+            architecture: arch.into(),
+            os: os.into(),
+            os_version: None,
+            os_features: features,
+            variant: None,
+        }),
+        annotations: std::collections::BTreeMap::new(),
+    }
+}
+
+/// A layout at `dir` whose tag `bench` is an index of `n` [`mixed_entry`]s;
+/// returns the index blob.
+pub fn mixed_index_layout(dir: &Path, n: usize) -> worldfit::oci::artifact::Blob {
+    use worldfit::oci::INDEX_MEDIA_TYPE;
+    let index = worldfit::oci::layout::Index {
+        schema_version: 2,
+        media_type: Some(INDEX_MEDIA_TYPE.into()),
+        manifests: (0..n).map(mixed_entry).collect(),
+        annotations: std::collections::BTreeMap::new(),
+    };
+    let blob = worldfit::oci::artifact::Blob::new(
+        INDEX_MEDIA_TYPE,
+        serde_json::to_vec(&index).expect("an index serializes"),
+    );
+    worldfit::oci::layout::write_tagged(dir, "bench", &[&blob], &blob.descriptor)
+        .expect("the bench layout is written");
+    blob
+}
