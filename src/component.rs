@@ -151,10 +151,10 @@ pub fn decode(bytes: &[u8]) -> Result<Wasm, DecodeError> {
         )));
     }
     // `wit_component::decode` reads through a buffer that it grows by each
-    // section's *declared* size before checking it against the input, so a
-    // header claiming 4 GiB would allocate 4 GiB. Check the framing of every
-    // section (nested ones included) against the real bytes first; code
-    // sections are checked as a whole and skipped, not walked body by body.
+    // *declared* size (a section's, or a function body's) before checking
+    // it against the input, so a header claiming 4 GiB would allocate
+    // 4 GiB. Check the framing of every section and every function body
+    // (nested ones included) against the real bytes first.
     check_framing(bytes).map_err(DecodeError::Malformed)?;
     match wit_component::decode(bytes) {
         Ok(wit_component::DecodedWasm::Component(resolve, world)) => {
@@ -165,8 +165,13 @@ pub fn decode(bytes: &[u8]) -> Result<Wasm, DecodeError> {
     }
 }
 
-/// Walks every section header, nested modules and components included, so
-/// that each declared size is checked against the bytes that are there.
+/// Walks every section header and every function body, nested modules and
+/// components included, so that each declared size is checked against the
+/// bytes that are there. Bodies matter: wasmparser reads them one at a
+/// time, and a body's size is only held to its code section after the
+/// body has been read; skipping code sections as a whole let a 36-byte
+/// component make the decoder allocate 4 GiB
+/// (`fixtures/bad/huge-function-body.wasm`).
 fn check_framing(bytes: &[u8]) -> anyhow::Result<()> {
     let mut parser = wasmparser::Parser::new(0);
     let mut stack = Vec::new();
@@ -187,8 +192,8 @@ fn check_framing(bytes: &[u8]) -> anyhow::Result<()> {
                                 bytes.len()
                             );
                         }
-                        parser.skip_section();
-                        offset = range.end;
+                        // Each body then comes as a `CodeSectionEntry`, its
+                        // size checked with the whole input at hand (eof).
                     }
                     wasmparser::Payload::ModuleSection { parser: nested, .. }
                     | wasmparser::Payload::ComponentSection { parser: nested, .. } => {
