@@ -184,16 +184,16 @@ fn check_framing(bytes: &[u8]) -> anyhow::Result<()> {
             wasmparser::Chunk::Parsed { consumed, payload } => {
                 offset += consumed;
                 match payload {
-                    wasmparser::Payload::CodeSectionStart { size, range, .. } => {
-                        if range.end > bytes.len() {
-                            anyhow::bail!(
-                                "code section of {size} bytes at offset {} runs past the end of the input ({} bytes)",
-                                range.start,
-                                bytes.len()
-                            );
-                        }
-                        // Each body then comes as a `CodeSectionEntry`, its
-                        // size checked with the whole input at hand (eof).
+                    // Each body then comes as a `CodeSectionEntry`, its size
+                    // checked with the whole input at hand (eof).
+                    wasmparser::Payload::CodeSectionStart { size, range, .. }
+                        if range.end > bytes.len() =>
+                    {
+                        anyhow::bail!(
+                            "code section of {size} bytes at offset {} runs past the end of the input ({} bytes)",
+                            range.start,
+                            bytes.len()
+                        );
                     }
                     wasmparser::Payload::ModuleSection { parser: nested, .. }
                     | wasmparser::Payload::ComponentSection { parser: nested, .. } => {
