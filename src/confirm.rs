@@ -280,6 +280,23 @@ impl Drop for Embedded {
     }
 }
 
+/// The cache key of an artifact: the kind of wasm, the bytes' SHA-256, and
+/// the engine's compatibility hash.
+fn cache_key(sha256_hex: &str, is_component: bool, rt: &Runtime) -> String {
+    let kind = if is_component { "component" } else { "module" };
+    format!("{kind}-{sha256_hex}-{}", rt.compat)
+}
+
+/// What [`Embedded::lookup_ahead`] found.
+pub(crate) struct CacheLookup {
+    /// The artifact, its compiler, and whether it is a component.
+    found: Option<(Backend, Artifact, bool)>,
+    /// A discarded entry, reported with the confirmation.
+    note: Option<String>,
+    /// Time spent checking and mapping.
+    took: Duration,
+}
+
 /// A compiled artifact of either kind.
 enum Artifact {
     Component(Component),
@@ -331,6 +348,64 @@ impl Embedded {
         }
     }
 
+    /// Looks an artifact up in the compile cache for either kind of wasm,
+    /// before the bytes are at hand: run on another thread while an OCI
+    /// layer whose digest is known is still being fetched, so checking and
+    /// mapping the artifact (tens of MB) overlaps with the fetch.
+    pub(crate) fn lookup_ahead(&self, sha256_hex: &str, cache: &CompileCache) -> CacheLookup {
+        let start = Instant::now();
+        let mut note = None;
+        let found = [true, false].into_iter().find_map(|component| {
+            self.lookup(sha256_hex, component, cache, &mut note)
+                .map(|(backend, artifact)| (backend, artifact, component))
+        });
+        CacheLookup {
+            found,
+            note,
+            took: start.elapsed(),
+        }
+    }
+
+    /// A cached artifact from either compiler; a discarded entry is noted.
+    fn lookup(
+        &self,
+        sha256_hex: &str,
+        is_component: bool,
+        cache: &CompileCache,
+        note: &mut Option<String>,
+    ) -> Option<(Backend, Artifact)> {
+        for rt in [&self.winch, &self.cranelift] {
+            let key = cache_key(sha256_hex, is_component, rt);
+            match cache.load(&key) {
+                Ok(Ok(path)) => {
+                    // SAFETY: the file was written by this cache from `serialize`
+                    // of an engine with the same compatibility hash, and is
+                    // verified (owner, mode, no symlink, length, checksum) in a
+                    // directory only this user can write; wasmtime checks its
+                    // header too. It maps the file rather than copying it.
+                    let loaded = unsafe {
+                        if is_component {
+                            Component::deserialize_file(&rt.engine, &path).map(Artifact::Component)
+                        } else {
+                            Module::deserialize_file(&rt.engine, &path).map(Artifact::Module)
+                        }
+                    };
+                    match loaded {
+                        Ok(a) => return Some((rt.backend, a)),
+                        Err(e) => {
+                            *note = Some(format!("discarded cache entry `{key}`: {}", one_line(&e)))
+                        }
+                    }
+                }
+                Ok(Err(Miss::Discarded(why))) => {
+                    *note = Some(format!("discarded cache entry `{key}`: {why}"))
+                }
+                Ok(Err(Miss::Absent)) | Err(_) => {}
+            }
+        }
+        None
+    }
+
     /// Compiles with Winch, or Cranelift where Winch can't; via the cache.
     fn compile(
         &self,
@@ -339,50 +414,29 @@ impl Embedded {
         is_component: bool,
         options: &ConfirmOptions,
         c: &mut Confirmation,
+        ahead: Option<CacheLookup>,
     ) -> Result<(Backend, Artifact), String> {
         let start = Instant::now();
         let digest = options.cache.as_ref().map(|_| match known_sha256 {
             Some(d) => d.to_string(),
             None => sha256_hex(bytes),
         });
-        let kind = if is_component { "component" } else { "module" };
-        // A cached artifact from either compiler will do.
-        if let (Some(cache), Some(digest)) = (&options.cache, &digest) {
-            for rt in [&self.winch, &self.cranelift] {
-                let key = format!("{kind}-{digest}-{}", rt.compat);
-                match cache.load(&key) {
-                    Ok(Ok(path)) => {
-                        // SAFETY: the file was written by this cache from `serialize`
-                        // of an engine with the same compatibility hash, and is
-                        // verified (owner, mode, no symlink, length, checksum) in a
-                        // directory only this user can write; wasmtime checks its
-                        // header too. It maps the file rather than copying it.
-                        let loaded = unsafe {
-                            if is_component {
-                                Component::deserialize_file(&rt.engine, &path)
-                                    .map(Artifact::Component)
-                            } else {
-                                Module::deserialize_file(&rt.engine, &path).map(Artifact::Module)
-                            }
-                        };
-                        match loaded {
-                            Ok(a) => {
-                                c.cached = true;
-                                c.compile = start.elapsed();
-                                return Ok((rt.backend, a));
-                            }
-                            Err(e) => {
-                                c.cache_note =
-                                    Some(format!("discarded cache entry `{key}`: {}", one_line(&e)))
-                            }
-                        }
-                    }
-                    Ok(Err(Miss::Discarded(why))) => {
-                        c.cache_note = Some(format!("discarded cache entry `{key}`: {why}"))
-                    }
-                    Ok(Err(Miss::Absent)) | Err(_) => {}
-                }
+        if let Some(ahead) = ahead {
+            // Looked up while the bytes were arriving; a miss was already looked for.
+            c.cache_note = ahead.note;
+            if let Some((backend, artifact, component)) = ahead.found
+                && component == is_component
+            {
+                c.cached = true;
+                c.compile = ahead.took;
+                return Ok((backend, artifact));
             }
+        } else if let (Some(cache), Some(digest)) = (&options.cache, &digest)
+            && let Some(found) = self.lookup(digest, is_component, cache, &mut c.cache_note)
+        {
+            c.cached = true;
+            c.compile = start.elapsed();
+            return Ok(found);
         }
         let build = |rt: &Runtime| -> wasmtime::Result<Artifact> {
             // A Winch lowering that panics must not take the process down.
@@ -412,7 +466,7 @@ impl Embedded {
         };
         c.compile = start.elapsed();
         if let (Some(cache), Some(digest)) = (&options.cache, &digest) {
-            let key = format!("{kind}-{digest}-{}", rt.compat);
+            let key = cache_key(digest, is_component, rt);
             let serialized = match &artifact {
                 Artifact::Component(a) => a.serialize(),
                 Artifact::Module(a) => a.serialize(),
@@ -468,12 +522,25 @@ impl Embedded {
         sha256_hex: Option<&str>,
         options: &ConfirmOptions,
     ) -> Confirmation {
+        self.confirm_looked_up(bytes, sha256_hex, options, None)
+            .await
+    }
+
+    /// [`Embedded::confirm_async`] with the compile cache already looked up
+    /// by [`Embedded::lookup_ahead`] for `sha256_hex`.
+    pub(crate) async fn confirm_looked_up(
+        &self,
+        bytes: &[u8],
+        sha256_hex: Option<&str>,
+        options: &ConfirmOptions,
+        ahead: Option<CacheLookup>,
+    ) -> Confirmation {
         let mut c = Confirmation::failed(Failure::Instantiate, String::new());
         c.failure = None;
         c.message = None;
         let is_component = wasmparser::Parser::is_component(bytes);
         let (backend, artifact) =
-            match self.compile(bytes, sha256_hex, is_component, options, &mut c) {
+            match self.compile(bytes, sha256_hex, is_component, options, &mut c, ahead) {
                 Ok(x) => x,
                 Err(message) => {
                     c.failure = Some(Failure::Compile);

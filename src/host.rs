@@ -98,6 +98,11 @@ fn parse_builtin() -> (Resolve, PackageId) {
     (resolve, root.expect("embedded WIT is not empty"))
 }
 
+/// A compile-cache lookup running ahead of a layer's bytes
+/// ([`Host::lookup_ahead`]).
+#[cfg(feature = "wasmtime")]
+pub(crate) type LookupAhead = tokio::task::JoinHandle<Option<crate::confirm::CacheLookup>>;
+
 /// One world of a host: what it provides and what it drives.
 #[derive(Debug, Clone)]
 pub struct HostWorld {
@@ -419,22 +424,53 @@ impl Host {
         })
     }
 
+    /// Starts looking the compile cache up for an OCI layer whose digest is
+    /// known before its bytes are, on a blocking task: checking and mapping
+    /// a cached artifact (tens of MB) then overlaps with fetching the layer.
+    /// `None` when there is nothing to look up (no cache, or a WIT-defined
+    /// host). Must be called inside a tokio runtime.
+    #[cfg(feature = "wasmtime")]
+    pub(crate) fn lookup_ahead(
+        &self,
+        sha256_hex: &str,
+        options: &crate::confirm::ConfirmOptions,
+    ) -> Option<LookupAhead> {
+        let cache = options.cache.clone()?;
+        if !self.builtin {
+            return None;
+        }
+        let hex = sha256_hex.to_string();
+        // Starting the runtime on first use happens on that task too.
+        Some(tokio::task::spawn_blocking(move || {
+            let embedded = crate::confirm::Embedded::get().ok()?;
+            Some(embedded.lookup_ahead(&hex, &cache))
+        }))
+    }
+
     /// [`Host::confirm_async`] for bytes already verified against a SHA-256
     /// digest (an OCI layer): the compile cache is keyed by it rather than
     /// by hashing the bytes again (a third of a warm selection's time for
-    /// an 18 MB layer). Crate-private: a wrong digest would key the cache
-    /// wrongly, so only callers that verified the bytes themselves use it.
+    /// an 18 MB layer), and `ahead` is its lookup from
+    /// [`Host::lookup_ahead`] with the same digest, if one was started.
+    /// Crate-private: a wrong digest would key the cache wrongly, so only
+    /// callers that verified the bytes themselves use it.
     #[cfg(feature = "wasmtime")]
     pub(crate) async fn confirm_verified_async(
         &self,
         bytes: &[u8],
         sha256_hex: &str,
         options: &crate::confirm::ConfirmOptions,
+        ahead: Option<LookupAhead>,
     ) -> Option<crate::confirm::Confirmation> {
+        let looked_up = match ahead {
+            // A failed task (it panicked) just means looking up again.
+            Some(task) => task.await.ok().flatten(),
+            None => None,
+        };
         Some(match self.embedded()? {
             Ok(embedded) => {
                 embedded
-                    .confirm_async(bytes, Some(sha256_hex), options)
+                    .confirm_looked_up(bytes, Some(sha256_hex), options, looked_up)
                     .await
             }
             Err(failed) => failed,

@@ -427,9 +427,27 @@ pub async fn select(source: &Source, host: &Host, opts: &SelectOptions) -> Resul
             selected = Some(i);
             break;
         }
+        #[cfg(feature = "wasmtime")]
+        let mut ahead = None;
         let (layer_digest, bytes) = match j.layer.take() {
             Some(bytes) => (String::from("its wasm layer"), bytes),
-            None => wasm_layer(source, &j.manifest()).await?,
+            None => {
+                let manifest = j.manifest();
+                let layer = wasm_layer_of_manifest(source, &manifest).await?;
+                // Look the compile cache up while the layer is fetched.
+                #[cfg(feature = "wasmtime")]
+                {
+                    ahead = layer
+                        .digest
+                        .strip_prefix("sha256:")
+                        .and_then(|hex| host.lookup_ahead(hex, &opts.confirm));
+                }
+                let bytes = source
+                    .fetch(&layer, source.limits.max_layer_bytes, &mut |_| {})
+                    .await
+                    .with_context(|| format!("cannot read the layer of `{}`", manifest.digest))?;
+                (layer.digest, bytes)
+            }
         };
         let r = &mut j.report;
         // A layer that matches its digest but isn't wasm is a broken image,
@@ -464,7 +482,7 @@ pub async fn select(source: &Source, host: &Host, opts: &SelectOptions) -> Resul
         #[cfg(feature = "wasmtime")]
         let confirmed = match layer_digest.strip_prefix("sha256:") {
             Some(hex) => {
-                host.confirm_verified_async(&bytes, hex, &opts.confirm)
+                host.confirm_verified_async(&bytes, hex, &opts.confirm, ahead)
                     .await
             }
             None => host.confirm_async(&bytes, &opts.confirm).await,
@@ -536,10 +554,10 @@ fn reject(r: &mut EntryReport, why: String, checked: &'static str) {
     r.reasons = vec![why];
 }
 
-/// Fetches a manifest's one wasm layer, verified: its digest and bytes. A
-/// manifest that isn't valid or doesn't have exactly one `application/wasm`
-/// layer is a broken image, an error.
-async fn wasm_layer(source: &Source, d: &Descriptor) -> Result<(String, Vec<u8>)> {
+/// Fetches a manifest (verified) and returns its one wasm layer's
+/// descriptor. A manifest that isn't valid or doesn't have exactly one
+/// `application/wasm` layer is a broken image, an error.
+async fn wasm_layer_of_manifest(source: &Source, d: &Descriptor) -> Result<Descriptor> {
     let limits = &source.limits;
     let bytes = source
         .fetch(d, limits.max_manifest_bytes, &mut |_| {})
@@ -547,12 +565,8 @@ async fn wasm_layer(source: &Source, d: &Descriptor) -> Result<(String, Vec<u8>)
     let manifest: Manifest = limits
         .parse_json(&bytes)
         .with_context(|| format!("manifest `{}` is not a valid OCI manifest", d.digest))?;
-    let Some(layer) = wasm_layer_of(&manifest, &d.digest)? else {
-        anyhow::bail!("manifest `{}` has no `application/wasm` layer", d.digest);
-    };
-    let bytes = source
-        .fetch(layer, limits.max_layer_bytes, &mut |_| {})
-        .await
-        .with_context(|| format!("cannot read the layer of `{}`", d.digest))?;
-    Ok((layer.digest.clone(), bytes))
+    match wasm_layer_of(&manifest, &d.digest)? {
+        Some(layer) => Ok(layer.clone()),
+        None => anyhow::bail!("manifest `{}` has no `application/wasm` layer", d.digest),
+    }
 }

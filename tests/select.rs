@@ -550,3 +550,75 @@ fn registry_faults_are_one_line_errors_or_survived() {
     let err = fails(&[&format!("{}/app:1.0", proxy.addr), "--plain-http"]);
     assert!(err.contains("blob"), "{err}");
 }
+
+/// The compile cache is looked up while the layer is being fetched (the
+/// layer's digest is known from its manifest): a warm selection loads the
+/// artifact instead of compiling, and a damaged entry found that way is
+/// reported, discarded and rebuilt, never loaded.
+#[test]
+fn warm_selections_load_the_cached_artifact_and_survive_a_damaged_one() {
+    use worldfit::cache::CompileCache;
+    use worldfit::confirm::ConfirmOptions;
+    use worldfit::host::Host;
+    use worldfit::oci::source::Source;
+    use worldfit::select::{SelectOptions, select};
+
+    let dir = tempfile::tempdir().unwrap();
+    let p2 = hello();
+    let path = layout(dir.path(), &[&p2], vec![p2.entry.clone()], vec![]);
+    let source = Source::parse_layout(&format!("{}:1.0", path.display()))
+        .unwrap()
+        .expect("a layout");
+    let cache_dir = dir.path().join("cache");
+    let opts = SelectOptions {
+        prefer: None,
+        no_confirm: false,
+        confirm: ConfirmOptions {
+            cache: Some(CompileCache::new(&cache_dir)),
+            ..Default::default()
+        },
+    };
+    let host = Host::wasmtime();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let run = || {
+        let s = rt.block_on(select(&source, &host, &opts)).unwrap();
+        assert_eq!(s.selected, Some(0));
+        s.confirmation.expect("confirmed")
+    };
+    let cold = run();
+    assert!(
+        cold.instantiated && !cold.cached && cold.cache_note.is_none(),
+        "{cold:?}"
+    );
+    let warm = run();
+    assert!(
+        warm.instantiated && warm.cached && warm.cache_note.is_none(),
+        "{warm:?}"
+    );
+
+    // Flip a byte in every artifact: the checksum catches it ahead.
+    for entry in std::fs::read_dir(&cache_dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "cwasm") {
+            let mut bytes = std::fs::read(&path).unwrap();
+            let middle = bytes.len() / 2;
+            bytes[middle] ^= 0xff;
+            std::fs::write(&path, bytes).unwrap();
+        }
+    }
+    let damaged = run();
+    assert!(damaged.instantiated && !damaged.cached, "{damaged:?}");
+    let note = damaged.cache_note.clone().unwrap_or_default();
+    assert!(
+        note.contains("discarded cache entry") && note.contains("checksum mismatch"),
+        "{note}"
+    );
+    let rebuilt = run();
+    assert!(
+        rebuilt.instantiated && rebuilt.cached && rebuilt.cache_note.is_none(),
+        "{rebuilt:?}"
+    );
+}

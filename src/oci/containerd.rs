@@ -12,6 +12,7 @@
 //! digest as it arrives, like a registry's.
 
 use super::artifact::Descriptor;
+use super::hashing::StreamingDigest;
 use super::limits::ReadLimits;
 use super::store::{ContentStore, StoreFuture};
 use anyhow::{Result, anyhow, bail};
@@ -21,7 +22,6 @@ use containerd_client::services::v1::{GetImageRequest, ReadContentRequest};
 use containerd_client::tonic::metadata::MetadataValue;
 use containerd_client::tonic::transport::Channel;
 use containerd_client::tonic::{Code, Request, Status};
-use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -210,9 +210,9 @@ impl ContainerdImage {
             .await
             .map_err(|s| self.failure(&s, missing))?
             .into_inner();
-        // Grows as bytes arrive: a declared size is a claim, not a promise.
-        let mut bytes = Vec::with_capacity(d.size.min(8 << 20) as usize);
-        let mut hasher = Sha256::new();
+        // Hashed as it arrives, a large blob on another thread.
+        let mut blob = StreamingDigest::new(d.size);
+        let mut received: u64 = 0;
         loop {
             let next = tokio::time::timeout(self.timeout, stream.message())
                 .await
@@ -226,26 +226,25 @@ impl ContainerdImage {
                 })?
                 .map_err(|s| self.failure(&s, missing))?;
             let Some(chunk) = next else { break };
-            if (bytes.len() + chunk.data.len()) as u64 > d.size {
+            received += chunk.data.len() as u64;
+            if received > d.size {
                 bail!(
                     "containerd holds more than the {} bytes `{}` declares",
                     d.size,
                     d.digest
                 );
             }
-            hasher.update(&chunk.data);
-            bytes.extend_from_slice(&chunk.data);
             on_bytes(chunk.data.len() as u64);
+            blob.push(chunk.data);
         }
-        if (bytes.len() as u64) < d.size {
+        if received < d.size {
             bail!(
-                "containerd holds {} of the {} bytes `{}` declares",
-                bytes.len(),
+                "containerd holds {received} of the {} bytes `{}` declares",
                 d.size,
                 d.digest
             );
         }
-        let actual = format!("sha256:{}", crate::cache::hex(&hasher.finalize()));
+        let (bytes, actual) = blob.finish().await?;
         if actual != d.digest {
             bail!(
                 "`{}` in containerd's content store hashes to `{actual}`: corrupt or tampered",

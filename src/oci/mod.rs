@@ -4,6 +4,8 @@
 pub mod artifact;
 #[cfg(feature = "containerd")]
 pub mod containerd;
+#[cfg(feature = "containerd")]
+pub(crate) mod hashing;
 pub mod image;
 pub mod layout;
 pub mod limits;
