@@ -9,7 +9,7 @@ use common::containerd::{Containerd, layout_tar};
 use common::{fixture, worldfit_command};
 use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
-use std::process::Output;
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 const IMAGE: &str = "docker.io/library/wf:1.0";
@@ -132,6 +132,23 @@ fn ctr_cannot_unpack_a_wasm_index_but_select_picks_and_confirms_from_it() {
     // The same source for people, and for inspect; the namespace in the name.
     let text = ok(&worldfit(&c.socket, &["select", &source]));
     assert!(text.starts_with("selected "), "{text}");
+    // Its last line says how to read the chosen manifest out of containerd
+    // (`worldfit pull` reads registries only), and that command works.
+    let hint = text.lines().last().unwrap();
+    let (_, command) = hint.split_once(": ").expect("a next step");
+    let words: Vec<&str> = command.split_whitespace().collect();
+    assert_eq!(words.first(), Some(&"ctr"), "{text}");
+    let read = Command::new("ctr").args(&words[1..]).output().unwrap();
+    assert!(
+        read.status.success(),
+        "{command}: {}",
+        String::from_utf8_lossy(&read.stderr)
+    );
+    assert_eq!(
+        format!("sha256:{}", worldfit::cache::sha256_hex(&read.stdout)),
+        chosen["digest"].as_str().unwrap(),
+        "{command}"
+    );
     let listed = ok(&worldfit(
         &c.socket,
         &[

@@ -129,6 +129,14 @@ impl Opts {
                     .join(e.digest.trim_start_matches("sha256:"))
                     .display()
             ),
+            // `worldfit pull` reads registries; containerd already holds it.
+            #[cfg(feature = "containerd")]
+            (Some(e), Origin::Containerd(c)) => format!(
+                "\nread its manifest: ctr --address {} --namespace {} content get {}\n",
+                c.address().display(),
+                c.namespace(),
+                e.digest
+            ),
             (Some(e), _) => format!(
                 "\npull it: worldfit pull {}@{} --layout DIR\n",
                 registry_repo(&selection.source),

@@ -126,6 +126,11 @@ impl ContainerdImage {
         &self.namespace
     }
 
+    /// containerd's socket.
+    pub fn address(&self) -> &std::path::Path {
+        &self.address
+    }
+
     async fn channel(&self) -> Result<Channel> {
         let address = self.address.display();
         let connect = self.channel.get_or_try_init(|| async {
