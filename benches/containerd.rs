@@ -36,6 +36,8 @@
 //! `containerd`, `ctr` or `tar` is missing; under `cargo bench` those are
 //! errors.
 
+#[path = "../tests/common/containerd_config.rs"]
+mod containerd_config;
 mod support;
 
 use std::ffi::OsString;
@@ -97,27 +99,7 @@ impl Containerd {
             .tempdir_in("/tmp")
             .map_err(|e| format!("cannot create a directory in /tmp: {e}"))?;
         let d = dir.path();
-        let (root, state, socket) = (d.join("root"), d.join("state"), d.join("c.sock"));
-        let config = format!(
-            r#"version = 2
-root = "{root}"
-state = "{state}"
-disabled_plugins = [
-  "io.containerd.grpc.v1.cri",
-  "io.containerd.snapshotter.v1.aufs",
-  "io.containerd.snapshotter.v1.btrfs",
-  "io.containerd.snapshotter.v1.devmapper",
-  "io.containerd.snapshotter.v1.zfs",
-]
-[grpc]
-  address = "{socket}"
-[plugins."io.containerd.internal.v1.opt"]
-  path = "{root}/opt"
-"#,
-            root = root.display(),
-            state = state.display(),
-            socket = socket.display()
-        );
+        let containerd_config::Layout { socket, config, .. } = containerd_config::layout(d);
         let config_file = d.join("config.toml");
         std::fs::write(&config_file, config)
             .map_err(|e| format!("cannot write `{}`: {e}", config_file.display()))?;

@@ -26,27 +26,12 @@ impl Containerd {
             .tempdir_in("/tmp")
             .unwrap();
         let d = dir.path();
-        let (root, state, socket) = (d.join("root"), d.join("state"), d.join("c.sock"));
-        let config = format!(
-            r#"version = 2
-root = "{root}"
-state = "{state}"
-disabled_plugins = [
-  "io.containerd.grpc.v1.cri",
-  "io.containerd.snapshotter.v1.aufs",
-  "io.containerd.snapshotter.v1.btrfs",
-  "io.containerd.snapshotter.v1.devmapper",
-  "io.containerd.snapshotter.v1.zfs",
-]
-[grpc]
-  address = "{socket}"
-[plugins."io.containerd.internal.v1.opt"]
-  path = "{root}/opt"
-"#,
-            root = root.display(),
-            state = state.display(),
-            socket = socket.display()
-        );
+        let super::containerd_config::Layout {
+            root,
+            socket,
+            config,
+            ..
+        } = super::containerd_config::layout(d);
         std::fs::write(d.join("config.toml"), config).unwrap();
         let log = std::fs::File::create(d.join("log.txt")).unwrap();
         let child = Command::new("containerd")

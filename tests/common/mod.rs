@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod containerd;
+pub mod containerd_config;
 pub mod oci;
 pub mod registry;
 
