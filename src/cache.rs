@@ -26,6 +26,9 @@ use std::path::{Path, PathBuf};
 
 const SUM_TAG: &str = "worldfit-cache-v1 blake3";
 
+/// The largest record [`CompileCache::load_record`] reads.
+pub const RECORD_MAX_BYTES: u64 = 4096;
+
 /// Hex-encoded SHA-256 of some bytes.
 pub fn sha256_hex(bytes: &[u8]) -> String {
     hex(&Sha256::digest(bytes))
@@ -141,6 +144,60 @@ impl CompileCache {
             return Err("checksum mismatch".into());
         }
         Ok(())
+    }
+
+    /// Reads a small text record stored by [`CompileCache::store_record`]
+    /// (at most [`RECORD_MAX_BYTES`]), under the same ownership and mode
+    /// checks as artifacts. A record that fails them, or isn't UTF-8, is
+    /// removed and reads as absent: records are derived facts, so a lost
+    /// one is only recomputed.
+    pub fn load_record(&self, key: &str) -> Option<String> {
+        let path = self.record_path(key).ok()?;
+        if !path.exists() {
+            return None;
+        }
+        let read = || -> Result<String, String> {
+            let dir = std::fs::symlink_metadata(&self.dir).map_err(|e| e.to_string())?;
+            check_owner_and_mode(&dir, "the cache directory")?;
+            let mut text = String::new();
+            open_private(&path)?
+                .take(RECORD_MAX_BYTES + 1)
+                .read_to_string(&mut text)
+                .map_err(|e| e.to_string())?;
+            if text.len() as u64 > RECORD_MAX_BYTES {
+                return Err("too long".into());
+            }
+            Ok(text)
+        };
+        match read() {
+            Ok(text) => Some(text),
+            Err(_) => {
+                let _ = std::fs::remove_file(&path);
+                None
+            }
+        }
+    }
+
+    /// Stores a small text record under a key, renamed into place.
+    pub fn store_record(&self, key: &str, text: &str) -> Result<()> {
+        if text.len() as u64 > RECORD_MAX_BYTES {
+            bail!("cache record `{key}` is longer than {RECORD_MAX_BYTES} bytes");
+        }
+        let path = self.record_path(key)?;
+        create_private_dir(&self.dir)?;
+        write_atomically(&self.dir, key, &path, text.as_bytes())
+    }
+
+    /// Removes a record (one that turned out to be wrong for its reader).
+    pub fn remove_record(&self, key: &str) {
+        if let Ok(path) = self.record_path(key) {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+
+    fn record_path(&self, key: &str) -> Result<PathBuf> {
+        let (artifact, _) = self.paths(key)?;
+        Ok(artifact.with_extension("record"))
     }
 
     /// Stores an artifact under a key: private temporary files renamed into
@@ -296,5 +353,41 @@ mod tests {
 
         // Keys can't name paths.
         assert!(cache.load("../x").is_err());
+    }
+
+    #[test]
+    fn records_round_trip_and_damaged_ones_read_as_absent() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = CompileCache::new(dir.path().join("c"));
+        assert_eq!(cache.load_record("r1"), None);
+        cache.store_record("r1", "a fact\n").unwrap();
+        assert_eq!(cache.load_record("r1").as_deref(), Some("a fact\n"));
+        let path = dir.path().join("c/r1.record");
+
+        // Others could have written it: removed, absent.
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+        assert_eq!(cache.load_record("r1"), None);
+        assert!(!path.exists());
+
+        // Not UTF-8, or longer than the bound: removed, absent.
+        cache.store_record("r1", "x").unwrap();
+        std::fs::write(&path, [0xff, 0xfe]).unwrap();
+        assert_eq!(cache.load_record("r1"), None);
+        assert!(!path.exists());
+        cache.store_record("r1", "x").unwrap();
+        std::fs::write(&path, vec![b'x'; RECORD_MAX_BYTES as usize + 1]).unwrap();
+        assert_eq!(cache.load_record("r1"), None);
+        assert!(!path.exists());
+        assert!(cache.store_record("r1", &"x".repeat(5000)).is_err());
+
+        // A symlink is never followed.
+        cache.store_record("r2", "elsewhere").unwrap();
+        std::os::unix::fs::symlink(dir.path().join("c/r2.record"), &path).unwrap();
+        assert_eq!(cache.load_record("r1"), None);
+
+        cache.store_record("r3", "x").unwrap();
+        cache.remove_record("r3");
+        assert_eq!(cache.load_record("r3"), None);
+        assert!(cache.store_record("../r", "x").is_err());
     }
 }

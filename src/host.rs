@@ -69,6 +69,11 @@ const BUILTIN_WIT: &[(&str, &str)] = &[
     ("worldfit.wit", include_str!("../wit/worldfit.wit")),
 ];
 
+/// The embedded WIT files of the built-in profile: (file name, text).
+pub(crate) fn builtin_wit() -> &'static [(&'static str, &'static str)] {
+    BUILTIN_WIT
+}
+
 /// The worlds of the built-in profile, in the order they are tried.
 pub const BUILTIN_WORLDS: &[&str] = &[
     "wasip2-command",
@@ -193,7 +198,9 @@ pub struct Host {
     /// Whether the host runs WASI 0.1 core modules.
     pub wasip1: bool,
     /// Whether this is the built-in profile of the embedded wasmtime, the
-    /// only host worldfit can confirm by instantiating.
+    /// only host worldfit can confirm by instantiating. A profile changed
+    /// after [`Host::wasmtime`] should clear it: confirmation and the fits
+    /// remembered in the compile cache hold for the profile as embedded.
     pub builtin: bool,
     /// Worlds the host may advertise support for, computed on first use:
     /// only features and descriptions need them, not the verdict.

@@ -30,6 +30,8 @@ pub mod component;
 #[cfg(feature = "wasmtime")]
 pub mod confirm;
 pub mod features;
+#[cfg(feature = "wasmtime")]
+mod fit_record;
 // Entry points for the fuzz targets in `fuzz/` and tests/fuzz_smoke.rs.
 #[doc(hidden)]
 pub mod fuzzing;

@@ -450,37 +450,60 @@ pub async fn select(source: &Source, host: &Host, opts: &SelectOptions) -> Resul
             }
         };
         let r = &mut j.report;
-        // A layer that matches its digest but isn't wasm is a broken image,
-        // not a build for another host: an error, like any other bad input.
-        let wasm = crate::component::decode(&bytes)
-            .map_err(|e| anyhow::anyhow!("layer `{layer_digest}` of entry `{}` {e}", r.digest))?;
-        let verdict = crate::verdict::check(&wasm, host);
-        if !verdict.compatible {
-            let mut reasons: Vec<String> = verdict
-                .problems
-                .iter()
-                .take(3)
-                .map(|p| p.detail.clone())
-                .collect();
-            if verdict.problems.len() > 3 {
-                reasons.push(format!("{} more problems", verdict.problems.len() - 3));
+        let layer_hex = layer_digest.strip_prefix("sha256:");
+        // A fit remembered by an earlier run spares decoding the layer again
+        // (see `fit_record`); the instantiation below still runs.
+        #[cfg(feature = "wasmtime")]
+        let remembered = layer_hex
+            .zip(opts.confirm.cache.as_ref())
+            .and_then(|(hex, cache)| crate::fit_record::recall(host, hex, cache));
+        #[cfg(not(feature = "wasmtime"))]
+        let remembered: Option<String> = None;
+        let world = match remembered {
+            Some(world) => Some(world),
+            None => {
+                // A layer that matches its digest but isn't wasm is a broken
+                // image, not a build for another host: an error, like any
+                // other bad input.
+                let wasm = crate::component::decode(&bytes).map_err(|e| {
+                    anyhow::anyhow!("layer `{layer_digest}` of entry `{}` {e}", r.digest)
+                })?;
+                let verdict = crate::verdict::check(&wasm, host);
+                if !verdict.compatible {
+                    let mut reasons: Vec<String> = verdict
+                        .problems
+                        .iter()
+                        .take(3)
+                        .map(|p| p.detail.clone())
+                        .collect();
+                    if verdict.problems.len() > 3 {
+                        reasons.push(format!("{} more problems", verdict.problems.len() - 3));
+                    }
+                    r.verdict = EntryVerdict::Incompatible;
+                    r.checked = "types";
+                    r.reasons =
+                        std::iter::once("its features fit, but its types don't".to_string())
+                            .chain(reasons)
+                            .collect();
+                    continue;
+                }
+                #[cfg(feature = "wasmtime")]
+                if let (Some(hex), Some(cache), Some(world)) = (
+                    layer_hex,
+                    opts.confirm.cache.as_ref(),
+                    verdict.world.as_deref(),
+                ) {
+                    crate::fit_record::remember(host, hex, world, cache);
+                }
+                verdict.world
             }
-            r.verdict = EntryVerdict::Incompatible;
-            r.checked = "types";
-            r.reasons = std::iter::once("its features fit, but its types don't".to_string())
-                .chain(reasons)
-                .collect();
-            continue;
-        }
+        };
         r.checked = "types";
-        r.reasons = vec![format!(
-            "fits {}",
-            verdict.world.as_deref().unwrap_or("the host")
-        )];
+        r.reasons = vec![format!("fits {}", world.as_deref().unwrap_or("the host"))];
         // The layer was verified against its digest as it was read: the
         // compile cache can be keyed by it without hashing the bytes again.
         #[cfg(feature = "wasmtime")]
-        let confirmed = match layer_digest.strip_prefix("sha256:") {
+        let confirmed = match layer_hex {
             Some(hex) => {
                 host.confirm_verified_async(&bytes, hex, &opts.confirm, ahead)
                     .await

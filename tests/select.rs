@@ -622,3 +622,77 @@ fn warm_selections_load_the_cached_artifact_and_survive_a_damaged_one() {
         "{rebuilt:?}"
     );
 }
+
+/// A warm selection reads the fit it found before from the compile cache
+/// instead of decoding the layer again; a record naming a world the host
+/// lacks is thrown away and the layer decoded.
+#[test]
+fn warm_selections_recall_the_fit_instead_of_decoding_again() {
+    use worldfit::cache::CompileCache;
+    use worldfit::confirm::ConfirmOptions;
+    use worldfit::host::Host;
+    use worldfit::oci::source::Source;
+    use worldfit::select::{SelectOptions, select};
+
+    let dir = tempfile::tempdir().unwrap();
+    let p2 = hello();
+    let path = layout(dir.path(), &[&p2], vec![p2.entry.clone()], vec![]);
+    let source = Source::parse_layout(&format!("{}:1.0", path.display()))
+        .unwrap()
+        .expect("a layout");
+    let cache_dir = dir.path().join("cache");
+    let opts = SelectOptions {
+        prefer: None,
+        no_confirm: false,
+        confirm: ConfirmOptions {
+            cache: Some(CompileCache::new(&cache_dir)),
+            ..Default::default()
+        },
+    };
+    let host = Host::wasmtime();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let reason = || {
+        let s = rt.block_on(select(&source, &host, &opts)).unwrap();
+        assert_eq!(s.selected, Some(0));
+        assert!(s.confirmation.expect("confirmed").instantiated);
+        s.entries[0].reasons[0].clone()
+    };
+    let records = || -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(&cache_dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "record"))
+            .collect()
+    };
+    let command = "fits worldfit:wasmtime/wasip2-command@48.0.0";
+    assert_eq!(reason(), command);
+    let [record] = &records()[..] else {
+        panic!("one record after the cold run: {:?}", records())
+    };
+    let text = std::fs::read_to_string(record).unwrap();
+    assert_eq!(
+        text,
+        "worldfit-fit-v1 worldfit:wasmtime/wasip2-command@48.0.0\n"
+    );
+    assert_eq!(reason(), command);
+
+    // The warm run believes the record, not a decode: one naming another
+    // world of the host is what it reports.
+    std::fs::write(record, text.replace("wasip2-command", "wasip2-http")).unwrap();
+    assert_eq!(reason(), "fits worldfit:wasmtime/wasip2-http@48.0.0");
+
+    // A record naming a world the host lacks is removed, the layer decoded
+    // again, and the right record written back.
+    std::fs::write(record, "worldfit-fit-v1 wasi:cli/command@0.2.0\n").unwrap();
+    assert_eq!(reason(), command);
+    assert_eq!(std::fs::read_to_string(record).unwrap(), text);
+
+    // Without a cache nothing is recalled or written.
+    let no_cache = SelectOptions::default();
+    std::fs::write(record, text.replace("wasip2-command", "wasip2-http")).unwrap();
+    let s = rt.block_on(select(&source, &host, &no_cache)).unwrap();
+    assert_eq!(s.entries[0].reasons[0], command);
+}
