@@ -12,61 +12,75 @@ use semver::Version;
 use std::path::Path;
 use wit_parser::{PackageId, Resolve, WorldId, WorldItem, WorldKey};
 
-/// The embedded WIT of the built-in profile, in dependency order.
+/// The embedded WIT of the built-in profile, in dependency order: the files
+/// under `wit/` with their comments stripped by `build.rs` (parsing the docs
+/// cost a third of every start, and nothing reads them).
 const BUILTIN_WIT: &[(&str, &str)] = &[
     (
         "wasi-io-0.2.12.wit",
-        include_str!("../wit/deps/wasi-io-0.2.12.wit"),
+        include_str!(concat!(env!("OUT_DIR"), "/wit/deps/wasi-io-0.2.12.wit")),
     ),
     (
         "wasi-clocks-0.2.12.wit",
-        include_str!("../wit/deps/wasi-clocks-0.2.12.wit"),
+        include_str!(concat!(env!("OUT_DIR"), "/wit/deps/wasi-clocks-0.2.12.wit")),
     ),
     (
         "wasi-random-0.2.12.wit",
-        include_str!("../wit/deps/wasi-random-0.2.12.wit"),
+        include_str!(concat!(env!("OUT_DIR"), "/wit/deps/wasi-random-0.2.12.wit")),
     ),
     (
         "wasi-filesystem-0.2.12.wit",
-        include_str!("../wit/deps/wasi-filesystem-0.2.12.wit"),
+        include_str!(concat!(
+            env!("OUT_DIR"),
+            "/wit/deps/wasi-filesystem-0.2.12.wit"
+        )),
     ),
     (
         "wasi-sockets-0.2.12.wit",
-        include_str!("../wit/deps/wasi-sockets-0.2.12.wit"),
+        include_str!(concat!(
+            env!("OUT_DIR"),
+            "/wit/deps/wasi-sockets-0.2.12.wit"
+        )),
     ),
     (
         "wasi-cli-0.2.12.wit",
-        include_str!("../wit/deps/wasi-cli-0.2.12.wit"),
+        include_str!(concat!(env!("OUT_DIR"), "/wit/deps/wasi-cli-0.2.12.wit")),
     ),
     (
         "wasi-http-0.2.12.wit",
-        include_str!("../wit/deps/wasi-http-0.2.12.wit"),
+        include_str!(concat!(env!("OUT_DIR"), "/wit/deps/wasi-http-0.2.12.wit")),
     ),
     (
         "wasi-clocks-0.3.0.wit",
-        include_str!("../wit/deps/wasi-clocks-0.3.0.wit"),
+        include_str!(concat!(env!("OUT_DIR"), "/wit/deps/wasi-clocks-0.3.0.wit")),
     ),
     (
         "wasi-random-0.3.0.wit",
-        include_str!("../wit/deps/wasi-random-0.3.0.wit"),
+        include_str!(concat!(env!("OUT_DIR"), "/wit/deps/wasi-random-0.3.0.wit")),
     ),
     (
         "wasi-filesystem-0.3.0.wit",
-        include_str!("../wit/deps/wasi-filesystem-0.3.0.wit"),
+        include_str!(concat!(
+            env!("OUT_DIR"),
+            "/wit/deps/wasi-filesystem-0.3.0.wit"
+        )),
     ),
     (
         "wasi-sockets-0.3.0.wit",
-        include_str!("../wit/deps/wasi-sockets-0.3.0.wit"),
+        include_str!(concat!(env!("OUT_DIR"), "/wit/deps/wasi-sockets-0.3.0.wit")),
     ),
     (
         "wasi-cli-0.3.0.wit",
-        include_str!("../wit/deps/wasi-cli-0.3.0.wit"),
+        include_str!(concat!(env!("OUT_DIR"), "/wit/deps/wasi-cli-0.3.0.wit")),
     ),
     (
         "wasi-http-0.3.0.wit",
-        include_str!("../wit/deps/wasi-http-0.3.0.wit"),
+        include_str!(concat!(env!("OUT_DIR"), "/wit/deps/wasi-http-0.3.0.wit")),
     ),
-    ("worldfit.wit", include_str!("../wit/worldfit.wit")),
+    (
+        "worldfit.wit",
+        include_str!(concat!(env!("OUT_DIR"), "/wit/worldfit.wit")),
+    ),
 ];
 
 /// The embedded WIT files of the built-in profile: (file name, text).
@@ -85,9 +99,14 @@ pub const BUILTIN_WORLDS: &[&str] = &[
 /// Parses the embedded WIT: the WASI packages wasmtime 48 implements plus
 /// worldfit's own host worlds. Returns the resolve and the root package.
 pub fn builtin_resolve() -> (Resolve, PackageId) {
-    // Parsed once per process; a clone is much cheaper than a parse.
+    // A clone is much cheaper than a parse.
+    parsed_builtin().clone()
+}
+
+/// The embedded WIT, parsed once per process (about 10 ms).
+fn parsed_builtin() -> &'static (Resolve, PackageId) {
     static PARSED: std::sync::OnceLock<(Resolve, PackageId)> = std::sync::OnceLock::new();
-    PARSED.get_or_init(parse_builtin).clone()
+    PARSED.get_or_init(parse_builtin)
 }
 
 fn parse_builtin() -> (Resolve, PackageId) {
@@ -165,10 +184,7 @@ impl KnownWorld {
 pub fn standard_worlds() -> Vec<KnownWorld> {
     static WORLDS: std::sync::OnceLock<Vec<KnownWorld>> = std::sync::OnceLock::new();
     WORLDS
-        .get_or_init(|| {
-            let (resolve, _) = builtin_resolve();
-            entry_worlds(&resolve, |ns| ns == "wasi")
-        })
+        .get_or_init(|| entry_worlds(&parsed_builtin().0, |ns| ns == "wasi"))
         .clone()
 }
 
