@@ -383,9 +383,21 @@ fn os_rank(os: &str, prefer: Option<&str>) -> u8 {
 
 /// Selects the entry of `source` that `host` should run.
 pub async fn select(source: &Source, host: &Host, opts: &SelectOptions) -> Result<Selection> {
+    let root = source.root().await?;
+    select_from_root(source, root, host, opts).await
+}
+
+/// [`select`] from the source's root already read by [`Source::root`], so a
+/// caller can read it while it builds the host (the built-in profile parses
+/// its WIT in about 10 ms; the CLI overlaps the two).
+pub async fn select_from_root(
+    source: &Source,
+    (root, root_bytes): (Descriptor, Vec<u8>),
+    host: &Host,
+    opts: &SelectOptions,
+) -> Result<Selection> {
     let known = host.known_worlds();
     let oses = host.oses();
-    let (root, root_bytes) = source.root().await?;
     let listed = manifests(source, &root, &root_bytes).await?;
     let mut judged = Vec::with_capacity(listed.len());
     let mut memo = Memo::default();

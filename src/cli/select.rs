@@ -7,9 +7,12 @@ use super::output::{print, print_json};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use serde::Serialize;
+use worldfit::Host;
+use worldfit::oci::artifact::Descriptor;
+use worldfit::oci::source::Source;
 use worldfit::oci::source::{LayoutImage, Origin};
 use worldfit::platform::Platform;
-use worldfit::select::{EntryReport, SelectOptions, select};
+use worldfit::select::{EntryReport, SelectOptions, select_from_root};
 
 /// Pick the entry of an image index (a layout, a registry, containerd) that a host runs, and say why about every entry
 #[derive(Args)]
@@ -72,7 +75,12 @@ struct Chosen {
 impl Opts {
     pub fn run(self) -> Result<u8> {
         self.sandbox.validate()?;
-        let host = self.host.host()?;
+        // Build the embedded wasmtime's engines and linkers now, while the
+        // cores are idle, rather than beside the layer's fetch.
+        #[cfg(feature = "wasmtime")]
+        if self.host.is_builtin() && !self.no_confirm {
+            std::thread::spawn(|| worldfit::confirm::Embedded::get().map(drop));
+        }
         let source = self
             .registry
             .source(&self.source)?
@@ -89,8 +97,14 @@ impl Opts {
                 format!("selecting from `{}`", source.name()),
                 !self.json,
             );
-            super::remote::block_on(select(&source, &host, &options))?
-                .with_context(|| format!("cannot select from `{}`", source.name()))?
+            super::remote::block_on(async {
+                let (host, root) = host_and_root(self.host, &source).await?;
+                match root {
+                    Ok(root) => select_from_root(&source, root, &host, &options).await,
+                    Err(e) => Err(e),
+                }
+                .with_context(|| format!("cannot select from `{}`", source.name()))
+            })??
         };
         #[cfg(feature = "wasmtime")]
         if let Some(note) = selection
@@ -153,6 +167,31 @@ impl Opts {
 }
 
 /// `HOST/REPO` of a registry source name, or the layout directory.
+/// Builds the host on a blocking thread while the source's root is read, so
+/// parsing the built-in WIT (about 10 ms) overlaps with connecting and
+/// reading the index. A host that can't be built is reported first, as if
+/// the two had run in turn.
+async fn host_and_root(
+    host: HostOpts,
+    source: &Source,
+) -> Result<(Host, Result<(Descriptor, Vec<u8>)>)> {
+    let mut building = tokio::task::spawn_blocking(move || host.host());
+    let reading = source.root();
+    tokio::pin!(reading);
+    let mut root = None;
+    let host = loop {
+        tokio::select! {
+            built = &mut building => break built??,
+            read = &mut reading, if root.is_none() => root = Some(read),
+        }
+    };
+    let root = match root {
+        Some(root) => root,
+        None => reading.await,
+    };
+    Ok((host, root))
+}
+
 fn registry_repo(name: &str) -> &str {
     let last_slash = name.rfind('/').map(|i| i + 1).unwrap_or(0);
     match name[last_slash..].find([':', '@']) {
