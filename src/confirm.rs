@@ -4,7 +4,8 @@
 //! The linker here *is* the built-in `wasmtime` host profile: wasmtime-wasi p2
 //! and wasmtime-wasi-http p2 (WASI 0.2.12), wasmtime-wasi p3 and
 //! wasmtime-wasi-http p3 (WASI 0.3.0), and wasmtime-wasi p1 for core modules.
-//! `tests/profile.rs` proves that `wit/worldfit.wit` describes exactly this.
+//! `tests/confirm.rs` (`builtin_profile_is_exactly_the_linker`) proves that
+//! `wit/worldfit.wit` describes exactly this.
 //!
 //! Nothing runs beyond instantiation: start functions do (they are part of
 //! instantiating), `run`/`handle`/`_start` never. The sandbox has no preopened
