@@ -166,7 +166,6 @@ impl Opts {
     }
 }
 
-/// `HOST/REPO` of a registry source name, or the layout directory.
 /// Builds the host on a blocking thread while the source's root is read, so
 /// parsing the built-in WIT (about 10 ms) overlaps with connecting and
 /// reading the index. A host that can't be built is reported first, as if
@@ -192,6 +191,7 @@ async fn host_and_root(
     Ok((host, root))
 }
 
+/// `HOST/REPO` of a registry source name, or the layout directory.
 fn registry_repo(name: &str) -> &str {
     let last_slash = name.rfind('/').map(|i| i + 1).unwrap_or(0);
     match name[last_slash..].find([':', '@']) {
