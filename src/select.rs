@@ -462,6 +462,7 @@ pub async fn select_from_root(
             }
         };
         let r = &mut j.report;
+        #[cfg(feature = "wasmtime")]
         let layer_hex = layer_digest.strip_prefix("sha256:");
         // A fit remembered by an earlier run spares decoding the layer again
         // (see `fit_record`); the instantiation below still runs.
