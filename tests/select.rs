@@ -696,3 +696,34 @@ fn warm_selections_recall_the_fit_instead_of_decoding_again() {
     let s = rt.block_on(select(&source, &host, &no_cache)).unwrap();
     assert_eq!(s.entries[0].reasons[0], command);
 }
+
+/// The next step printed when nothing runs pastes into a shell as it is,
+/// even for a layout under a directory whose name has a space.
+#[test]
+fn the_next_step_is_a_command_that_runs_even_for_paths_with_spaces() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("my images");
+    std::fs::create_dir(&dir).unwrap();
+    let (linux_blobs, linux) = linux_image();
+    let oci = layout(&dir, &[], vec![linux], linux_blobs);
+    let out = run(worldfit_command()
+        .arg("select")
+        .arg(format!("{}:1.0", oci.display())));
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let hint = stdout
+        .lines()
+        .last()
+        .and_then(|l| l.strip_prefix("see what each entry needs: "))
+        .unwrap_or_else(|| panic!("no next step in:\n{stdout}"));
+    let words = shlex::split(hint).expect("the next step is valid shell");
+    assert_eq!(words[0], "worldfit");
+    assert_eq!(words[2], format!("{}:1.0", oci.display()));
+    let next = run(worldfit_command().args(&words[1..]));
+    assert_eq!(
+        next.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&next.stderr)
+    );
+}

@@ -52,3 +52,27 @@ pub fn print(text: &str) -> Result<()> {
     out.flush()?;
     Ok(())
 }
+
+/// `word` as one shell word, quoted only when it needs to be: next-step
+/// commands embed paths, and a socket or layout path with a space must
+/// still paste as one argument.
+pub fn shell_word(word: &str) -> std::borrow::Cow<'_, str> {
+    // Only a NUL can't be quoted, and no path holds one.
+    shlex::try_quote(word).unwrap_or(std::borrow::Cow::Borrowed(word))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::shell_word;
+
+    #[test]
+    fn shell_words_are_quoted_only_when_needed() {
+        assert_eq!(
+            shell_word("/run/containerd/containerd.sock"),
+            "/run/containerd/containerd.sock"
+        );
+        assert_eq!(shell_word("./oci:1.0"), "./oci:1.0");
+        assert_eq!(shell_word("/tmp/my dir/oci:1.0"), "'/tmp/my dir/oci:1.0'");
+        assert_eq!(shell_word("it's"), r#""it's""#);
+    }
+}

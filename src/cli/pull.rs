@@ -1,6 +1,6 @@
 //! `worldfit pull REF --layout DIR`: copy an image from a registry into a layout.
 
-use super::output::{print, print_json};
+use super::output::{print, print_json, shell_word};
 use super::remote::{Bar, RegistryFlags, block_on};
 use anyhow::{Context, Result, bail};
 use clap::Args;
@@ -88,7 +88,7 @@ impl Opts {
         }
         let t = &report.transfer;
         print(&format!(
-            "pulled `{}` into `{}:{}`\n  digest     {}\n  blobs      {} ({} bytes)\n  manifests  {}\n\nsee what it holds: worldfit inspect {}:{}\n",
+            "pulled `{}` into `{}:{}`\n  digest     {}\n  blobs      {} ({} bytes)\n  manifests  {}\n\nsee what it holds: worldfit inspect {}\n",
             report.source,
             report.layout,
             report.tag,
@@ -96,8 +96,7 @@ impl Opts {
             t.blobs_transferred,
             t.bytes,
             t.manifests,
-            report.layout,
-            report.tag,
+            shell_word(&format!("{}:{}", report.layout, report.tag)),
         ))?;
         Ok(0)
     }

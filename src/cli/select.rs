@@ -3,7 +3,7 @@
 
 use super::HostOpts;
 use super::check::SandboxOpts;
-use super::output::{print, print_json};
+use super::output::{print, print_json, shell_word};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use serde::Serialize;
@@ -147,8 +147,8 @@ impl Opts {
             #[cfg(feature = "containerd")]
             (Some(e), Origin::Containerd(c)) => format!(
                 "\nread its manifest: ctr --address {} --namespace {} content get {}\n",
-                c.address().display(),
-                c.namespace(),
+                shell_word(&c.address().display().to_string()),
+                shell_word(c.namespace()),
                 e.digest
             ),
             (Some(e), _) => format!(
@@ -158,7 +158,7 @@ impl Opts {
             ),
             (None, _) => format!(
                 "\nsee what each entry needs: worldfit inspect {} --json\n",
-                selection.source
+                shell_word(&selection.source)
             ),
         });
         print(&text)?;
