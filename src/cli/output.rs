@@ -56,12 +56,13 @@ pub fn print(text: &str) -> Result<()> {
 /// `word` as one shell word, quoted only when it needs to be: next-step
 /// commands embed paths, and a socket or layout path with a space must
 /// still paste as one argument.
+#[cfg(feature = "registry")]
 pub fn shell_word(word: &str) -> std::borrow::Cow<'_, str> {
     // Only a NUL can't be quoted, and no path holds one.
     shlex::try_quote(word).unwrap_or(std::borrow::Cow::Borrowed(word))
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "registry"))]
 mod tests {
     use super::shell_word;
 
