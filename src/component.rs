@@ -14,6 +14,9 @@ pub const WASIP1_MODULE: &str = "wasi_snapshot_preview1";
 
 /// A decoded wasm binary: a component or a core module.
 #[derive(Debug)]
+// One per decoded binary, and matched by reference everywhere: boxing the
+// component would add an allocation and change the public API for nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Wasm {
     /// A component, with the world its imports and exports form.
     Component(Component),

@@ -382,12 +382,12 @@ impl Host {
                 .max_by(|a, b| cmp_versions(a.version.as_ref(), b.version.as_ref()));
             match best {
                 Some(n) => {
-                    if n.namespace == known.name.namespace && n.package == known.name.package {
-                        if let Some(v) = &n.version {
-                            if lowest.as_ref().is_none_or(|l| v < l) {
-                                lowest = Some(v.clone());
-                            }
-                        }
+                    if n.namespace == known.name.namespace
+                        && n.package == known.name.package
+                        && let Some(v) = &n.version
+                        && lowest.as_ref().is_none_or(|l| v < l)
+                    {
+                        lowest = Some(v.clone());
                     }
                     true
                 }
@@ -411,6 +411,9 @@ impl Host {
     /// The embedded runtime, for the built-in host only; a runtime that failed
     /// to start is reported as a failed confirmation.
     #[cfg(feature = "wasmtime")]
+    // Returned once per confirmation, never in a loop: boxing the
+    // Confirmation would only add an allocation.
+    #[allow(clippy::result_large_err)]
     fn embedded(
         &self,
     ) -> Option<Result<&'static crate::confirm::Embedded, crate::confirm::Confirmation>> {

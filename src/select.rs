@@ -251,6 +251,9 @@ struct Described<'a> {
 impl<'a> Described<'a> {
     /// An entry the index decides (see [`index_decides`]); the entry back
     /// when its manifest must be read.
+    // The Err hands the entry back, moved; boxing it would allocate for
+    // every entry of a large index that needs its manifest read.
+    #[allow(clippy::result_large_err)]
     fn from_index(l: Listed<'a>) -> Result<Described<'a>, Listed<'a>> {
         let platform = l
             .platform

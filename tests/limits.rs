@@ -159,7 +159,8 @@ fn special_files_in_a_layout_are_refused_without_hanging() {
     let oci = layout(tmp.path(), &[&p2], vec![p2.entry.clone()], vec![]);
     let index = std::fs::read(oci.join("index.json")).unwrap();
     let source = format!("{}:1.0", oci.display());
-    let cases: [(&str, fn(&Path)); 2] = [
+    type MakeSpecialFile = fn(&Path);
+    let cases: [(&str, MakeSpecialFile); 2] = [
         ("symlink to /dev/zero", |p| {
             std::os::unix::fs::symlink("/dev/zero", p).unwrap()
         }),

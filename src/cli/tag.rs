@@ -60,10 +60,10 @@ fn known_worlds(extra: &[PathBuf]) -> Result<Vec<KnownWorld>> {
             if w.exports.is_empty() {
                 continue;
             }
-            if let Some(k) = KnownWorld::from_resolve(&resolve, id) {
-                if !known.contains(&k) {
-                    known.push(k);
-                }
+            if let Some(k) = KnownWorld::from_resolve(&resolve, id)
+                && !known.contains(&k)
+            {
+                known.push(k);
             }
         }
     }

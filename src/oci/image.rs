@@ -213,6 +213,9 @@ pub fn index_decides(media_type: &str, platform: Option<(&str, &str, bool)>) -> 
 /// (see [`index_decides`]); the descriptor back when its manifest must be
 /// read. The target world is left for [`describe`] to name (selection
 /// doesn't need it).
+// The Err hands the descriptor back, moved; boxing it would allocate for every
+// entry of a large index that needs its manifest read.
+#[allow(clippy::result_large_err)]
 pub fn from_index(mut d: Descriptor) -> Result<Entry, Descriptor> {
     let platform = d.platform.as_ref().map(|p| {
         (
