@@ -551,40 +551,73 @@ fn registry_faults_are_one_line_errors_or_survived() {
     assert!(err.contains("blob"), "{err}");
 }
 
+/// `select` through the library, as a shim calls it: a one-entry layout of
+/// `hello`, confirmation through a compile cache in the same temporary
+/// directory, the built-in host, and a runtime to drive it.
+struct WarmSelect {
+    _dir: tempfile::TempDir,
+    source: worldfit::oci::source::Source,
+    cache_dir: PathBuf,
+    opts: worldfit::select::SelectOptions,
+    host: worldfit::host::Host,
+    rt: tokio::runtime::Runtime,
+}
+
+impl WarmSelect {
+    fn new() -> WarmSelect {
+        use worldfit::cache::CompileCache;
+        use worldfit::confirm::ConfirmOptions;
+        let dir = tempfile::tempdir().unwrap();
+        let p2 = hello();
+        let path = layout(dir.path(), &[&p2], vec![p2.entry.clone()], vec![]);
+        let source =
+            worldfit::oci::source::Source::parse_layout(&format!("{}:1.0", path.display()))
+                .unwrap()
+                .expect("a layout");
+        let cache_dir = dir.path().join("cache");
+        let opts = worldfit::select::SelectOptions {
+            prefer: None,
+            no_confirm: false,
+            confirm: ConfirmOptions {
+                cache: Some(CompileCache::new(&cache_dir)),
+                ..Default::default()
+            },
+        };
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        WarmSelect {
+            _dir: dir,
+            source,
+            cache_dir,
+            opts,
+            host: worldfit::host::Host::wasmtime(),
+            rt,
+        }
+    }
+
+    fn select(&self) -> worldfit::select::Selection {
+        self.rt
+            .block_on(worldfit::select::select(
+                &self.source,
+                &self.host,
+                &self.opts,
+            ))
+            .unwrap()
+    }
+}
+
 /// The compile cache is looked up while the layer is being fetched (the
 /// layer's digest is known from its manifest): a warm selection loads the
 /// artifact instead of compiling, and a damaged entry found that way is
 /// reported, discarded and rebuilt, never loaded.
 #[test]
 fn warm_selections_load_the_cached_artifact_and_survive_a_damaged_one() {
-    use worldfit::cache::CompileCache;
-    use worldfit::confirm::ConfirmOptions;
-    use worldfit::host::Host;
-    use worldfit::oci::source::Source;
-    use worldfit::select::{SelectOptions, select};
-
-    let dir = tempfile::tempdir().unwrap();
-    let p2 = hello();
-    let path = layout(dir.path(), &[&p2], vec![p2.entry.clone()], vec![]);
-    let source = Source::parse_layout(&format!("{}:1.0", path.display()))
-        .unwrap()
-        .expect("a layout");
-    let cache_dir = dir.path().join("cache");
-    let opts = SelectOptions {
-        prefer: None,
-        no_confirm: false,
-        confirm: ConfirmOptions {
-            cache: Some(CompileCache::new(&cache_dir)),
-            ..Default::default()
-        },
-    };
-    let host = Host::wasmtime();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .unwrap();
+    let w = WarmSelect::new();
+    let cache_dir = &w.cache_dir;
     let run = || {
-        let s = rt.block_on(select(&source, &host, &opts)).unwrap();
+        let s = w.select();
         assert_eq!(s.selected, Some(0));
         s.confirmation.expect("confirmed")
     };
@@ -600,7 +633,7 @@ fn warm_selections_load_the_cached_artifact_and_survive_a_damaged_one() {
     );
 
     // Flip a byte in every artifact: the checksum catches it ahead.
-    for entry in std::fs::read_dir(&cache_dir).unwrap() {
+    for entry in std::fs::read_dir(cache_dir).unwrap() {
         let path = entry.unwrap().path();
         if path.extension().is_some_and(|e| e == "cwasm") {
             let mut bytes = std::fs::read(&path).unwrap();
@@ -628,40 +661,16 @@ fn warm_selections_load_the_cached_artifact_and_survive_a_damaged_one() {
 /// lacks is thrown away and the layer decoded.
 #[test]
 fn warm_selections_recall_the_fit_instead_of_decoding_again() {
-    use worldfit::cache::CompileCache;
-    use worldfit::confirm::ConfirmOptions;
-    use worldfit::host::Host;
-    use worldfit::oci::source::Source;
-    use worldfit::select::{SelectOptions, select};
-
-    let dir = tempfile::tempdir().unwrap();
-    let p2 = hello();
-    let path = layout(dir.path(), &[&p2], vec![p2.entry.clone()], vec![]);
-    let source = Source::parse_layout(&format!("{}:1.0", path.display()))
-        .unwrap()
-        .expect("a layout");
-    let cache_dir = dir.path().join("cache");
-    let opts = SelectOptions {
-        prefer: None,
-        no_confirm: false,
-        confirm: ConfirmOptions {
-            cache: Some(CompileCache::new(&cache_dir)),
-            ..Default::default()
-        },
-    };
-    let host = Host::wasmtime();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .unwrap();
+    let w = WarmSelect::new();
+    let cache_dir = &w.cache_dir;
     let reason = || {
-        let s = rt.block_on(select(&source, &host, &opts)).unwrap();
+        let s = w.select();
         assert_eq!(s.selected, Some(0));
         assert!(s.confirmation.expect("confirmed").instantiated);
         s.entries[0].reasons[0].clone()
     };
     let records = || -> Vec<std::path::PathBuf> {
-        std::fs::read_dir(&cache_dir)
+        std::fs::read_dir(cache_dir)
             .unwrap()
             .map(|e| e.unwrap().path())
             .filter(|p| p.extension().is_some_and(|e| e == "record"))
@@ -691,9 +700,11 @@ fn warm_selections_recall_the_fit_instead_of_decoding_again() {
     assert_eq!(std::fs::read_to_string(record).unwrap(), text);
 
     // Without a cache nothing is recalled or written.
-    let no_cache = SelectOptions::default();
+    let no_cache = worldfit::select::SelectOptions::default();
     std::fs::write(record, text.replace("wasip2-command", "wasip2-http")).unwrap();
-    let s = rt.block_on(select(&source, &host, &no_cache)).unwrap();
+    let s =
+        w.rt.block_on(worldfit::select::select(&w.source, &w.host, &no_cache))
+            .unwrap();
     assert_eq!(s.entries[0].reasons[0], command);
 }
 
