@@ -11,18 +11,15 @@
 use std::path::{Path, PathBuf};
 
 fn main() {
-    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR")).join("wit");
+    let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
+    // A directory is scanned whole: any change under `wit/` reruns this.
     println!("cargo::rerun-if-changed=wit");
     for dir in ["wit", "wit/deps"] {
-        println!("cargo::rerun-if-changed={dir}");
-        std::fs::create_dir_all(out.join(dir.trim_start_matches("wit").trim_start_matches('/')))
-            .expect("create OUT_DIR/wit");
+        std::fs::create_dir_all(out.join(dir)).expect("create the WIT directory in OUT_DIR");
         for entry in std::fs::read_dir(dir).expect("read the WIT directory") {
             let path = entry.expect("list the WIT directory").path();
             if path.extension().is_some_and(|e| e == "wit") {
-                println!("cargo::rerun-if-changed={}", path.display());
-                let rel = path.strip_prefix("wit").expect("under wit/");
-                std::fs::write(out.join(rel), strip_comments(&read(&path)))
+                std::fs::write(out.join(&path), strip_comments(&read(&path)))
                     .expect("write the stripped WIT");
             }
         }

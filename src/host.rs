@@ -12,75 +12,34 @@ use semver::Version;
 use std::path::Path;
 use wit_parser::{PackageId, Resolve, WorldId, WorldItem, WorldKey};
 
+/// One embedded WIT file: its name, and its text from `OUT_DIR`.
+macro_rules! stripped_wit {
+    ($dir:literal, $file:literal) => {
+        (
+            $file,
+            include_str!(concat!(env!("OUT_DIR"), "/wit/", $dir, $file)),
+        )
+    };
+}
+
 /// The embedded WIT of the built-in profile, in dependency order: the files
 /// under `wit/` with their comments stripped by `build.rs` (parsing the docs
 /// cost a third of every start, and nothing reads them).
 const BUILTIN_WIT: &[(&str, &str)] = &[
-    (
-        "wasi-io-0.2.12.wit",
-        include_str!(concat!(env!("OUT_DIR"), "/wit/deps/wasi-io-0.2.12.wit")),
-    ),
-    (
-        "wasi-clocks-0.2.12.wit",
-        include_str!(concat!(env!("OUT_DIR"), "/wit/deps/wasi-clocks-0.2.12.wit")),
-    ),
-    (
-        "wasi-random-0.2.12.wit",
-        include_str!(concat!(env!("OUT_DIR"), "/wit/deps/wasi-random-0.2.12.wit")),
-    ),
-    (
-        "wasi-filesystem-0.2.12.wit",
-        include_str!(concat!(
-            env!("OUT_DIR"),
-            "/wit/deps/wasi-filesystem-0.2.12.wit"
-        )),
-    ),
-    (
-        "wasi-sockets-0.2.12.wit",
-        include_str!(concat!(
-            env!("OUT_DIR"),
-            "/wit/deps/wasi-sockets-0.2.12.wit"
-        )),
-    ),
-    (
-        "wasi-cli-0.2.12.wit",
-        include_str!(concat!(env!("OUT_DIR"), "/wit/deps/wasi-cli-0.2.12.wit")),
-    ),
-    (
-        "wasi-http-0.2.12.wit",
-        include_str!(concat!(env!("OUT_DIR"), "/wit/deps/wasi-http-0.2.12.wit")),
-    ),
-    (
-        "wasi-clocks-0.3.0.wit",
-        include_str!(concat!(env!("OUT_DIR"), "/wit/deps/wasi-clocks-0.3.0.wit")),
-    ),
-    (
-        "wasi-random-0.3.0.wit",
-        include_str!(concat!(env!("OUT_DIR"), "/wit/deps/wasi-random-0.3.0.wit")),
-    ),
-    (
-        "wasi-filesystem-0.3.0.wit",
-        include_str!(concat!(
-            env!("OUT_DIR"),
-            "/wit/deps/wasi-filesystem-0.3.0.wit"
-        )),
-    ),
-    (
-        "wasi-sockets-0.3.0.wit",
-        include_str!(concat!(env!("OUT_DIR"), "/wit/deps/wasi-sockets-0.3.0.wit")),
-    ),
-    (
-        "wasi-cli-0.3.0.wit",
-        include_str!(concat!(env!("OUT_DIR"), "/wit/deps/wasi-cli-0.3.0.wit")),
-    ),
-    (
-        "wasi-http-0.3.0.wit",
-        include_str!(concat!(env!("OUT_DIR"), "/wit/deps/wasi-http-0.3.0.wit")),
-    ),
-    (
-        "worldfit.wit",
-        include_str!(concat!(env!("OUT_DIR"), "/wit/worldfit.wit")),
-    ),
+    stripped_wit!("deps/", "wasi-io-0.2.12.wit"),
+    stripped_wit!("deps/", "wasi-clocks-0.2.12.wit"),
+    stripped_wit!("deps/", "wasi-random-0.2.12.wit"),
+    stripped_wit!("deps/", "wasi-filesystem-0.2.12.wit"),
+    stripped_wit!("deps/", "wasi-sockets-0.2.12.wit"),
+    stripped_wit!("deps/", "wasi-cli-0.2.12.wit"),
+    stripped_wit!("deps/", "wasi-http-0.2.12.wit"),
+    stripped_wit!("deps/", "wasi-clocks-0.3.0.wit"),
+    stripped_wit!("deps/", "wasi-random-0.3.0.wit"),
+    stripped_wit!("deps/", "wasi-filesystem-0.3.0.wit"),
+    stripped_wit!("deps/", "wasi-sockets-0.3.0.wit"),
+    stripped_wit!("deps/", "wasi-cli-0.3.0.wit"),
+    stripped_wit!("deps/", "wasi-http-0.3.0.wit"),
+    stripped_wit!("", "worldfit.wit"),
 ];
 
 /// The embedded WIT files of the built-in profile: (file name, text).
