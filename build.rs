@@ -1,5 +1,5 @@
 //! Strips the comments from the WIT of the built-in host profile before it
-//! is embedded (`src/host.rs`).
+//! is embedded (`src/host/embedded.rs`).
 //!
 //! Why: every process that uses the built-in host parses this WIT (about
 //! 240 KB), and its doc comments are more than half the text and a third of
