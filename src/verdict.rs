@@ -9,6 +9,7 @@
 //! instead.
 
 use crate::component::{Component, CoreModule, ItemName, WASIP1_MODULE, Wasm};
+use crate::host::probe_wasm::CoreSupport;
 use crate::host::{Host, HostWorld};
 use crate::types::{Comparer, Side, render_function};
 use crate::wasip1;
@@ -85,8 +86,38 @@ pub fn check(wasm: &Wasm, host: &Host) -> Verdict {
     }
 }
 
+/// How far a host world is from running a component, for choosing the
+/// closest world to explain: first whether its entry point is what the
+/// component exports (0), the same interface at another version (1, e.g.
+/// a WASI 0.3 release candidate), or something else (2); then the number
+/// of problems. A service is explained against the world that serves it,
+/// not a command world that happens to have fewer problems.
+fn distance(c: &Component, world: &HostWorld, problems: &[Problem]) -> (u8, usize) {
+    let exported = |d: &WitName, same: &dyn Fn(&WitName, &WitName) -> bool| {
+        c.exports()
+            .any(|(e, _)| matches!(&e, ItemName::Interface(e) if same(d, e)))
+    };
+    let driven = world.drives.iter().filter_map(|(d, _)| match d {
+        ItemName::Interface(d) => Some(d),
+        ItemName::Plain(_) => None,
+    });
+    let entry = driven
+        .map(|d| {
+            if exported(d, &|d, e| d.same_track(e)) {
+                0
+            } else if exported(d, &|d, e| d.unversioned() == e.unversioned()) {
+                1
+            } else {
+                2
+            }
+        })
+        .max()
+        .unwrap_or(0);
+    (entry, problems.len())
+}
+
 fn check_component(c: &Component, host: &Host) -> Verdict {
-    let mut best: Option<(&HostWorld, Vec<Problem>)> = None;
+    let mut best: Option<(&HostWorld, Vec<Problem>, (u8, usize))> = None;
     for world in &host.worlds {
         let problems = WorldCheck { c, host, world }.run();
         if problems.is_empty() {
@@ -97,12 +128,13 @@ fn check_component(c: &Component, host: &Host) -> Verdict {
                 problems,
             };
         }
-        if best.as_ref().is_none_or(|(_, p)| problems.len() < p.len()) {
-            best = Some((world, problems));
+        let d = distance(c, world, &problems);
+        if best.as_ref().is_none_or(|(_, _, b)| d < *b) {
+            best = Some((world, problems, d));
         }
     }
     match best {
-        Some((world, problems)) => Verdict {
+        Some((world, problems, _)) => Verdict {
             compatible: false,
             world: None,
             closest: Some(world.name.clone()),
@@ -243,6 +275,40 @@ impl<'a> WorldCheck<'a> {
                 .find(|(n, _)| matches!(n, ItemName::Interface(n) if n.same_track(driven_name)));
             let Some((export_name, WorldItem::Interface { id: export_id, .. })) = found else {
                 let has: Vec<String> = exports.iter().map(|(n, _)| n.to_string()).collect();
+                let other_version = exports.iter().find_map(|(n, _)| match n {
+                    ItemName::Interface(n) if n.unversioned() == driven_name.unversioned() => {
+                        Some(n)
+                    }
+                    _ => None,
+                });
+                if let Some(other) = other_version {
+                    let prerelease = other.version.as_ref().is_some_and(|v| !v.pre.is_empty());
+                    let release = driven_name
+                        .version
+                        .as_ref()
+                        .map(|v| format!("{}.{}.{}", v.major, v.minor, v.patch))
+                        .unwrap_or_default();
+                    problems.push(Problem {
+                        kind: if prerelease {
+                            ProblemKind::PrereleaseMismatch
+                        } else {
+                            ProblemKind::VersionMismatch
+                        },
+                        name: other.to_string(),
+                        detail: if prerelease {
+                            format!(
+                                "host world `{}` drives `{driven_name}`; the component exports `{other}`, a prerelease, which matches only itself: rebuild it against WASI {release}",
+                                self.world.name
+                            )
+                        } else {
+                            format!(
+                                "host world `{}` drives `{driven_name}`; the component exports `{other}`, on another track",
+                                self.world.name
+                            )
+                        },
+                    });
+                    continue;
+                }
                 problems.push(Problem {
                     kind: ProblemKind::NoEntryPoint,
                     name: driven_name.to_string(),
@@ -435,6 +501,11 @@ fn compare_interfaces(
     }
 }
 
+/// The import module of WASI preview 0, which wasmtime still links by
+/// default (`-S preview0=n` turns it off): its functions have preview 1's
+/// names and core signatures.
+pub const WASI_PREVIEW0_MODULE: &str = "wasi_unstable";
+
 fn check_module(m: &CoreModule, host: &Host) -> Verdict {
     if !host.wasip1 {
         return Verdict {
@@ -452,9 +523,21 @@ fn check_module(m: &CoreModule, host: &Host) -> Verdict {
         };
     }
     let mut problems = Vec::new();
+    let preview0 = host.core.contains(&CoreSupport::Preview0);
     for import in &m.imports {
         let name = format!("{}#{}", import.module, import.name);
-        if import.module != WASIP1_MODULE {
+        if import.module == WASI_PREVIEW0_MODULE && !preview0 {
+            problems.push(Problem {
+                kind: ProblemKind::UnsupportedImport,
+                name,
+                detail: format!(
+                    "imports from `{WASI_PREVIEW0_MODULE}` (WASI preview 0, older toolchains); host `{}` doesn't run preview 0 modules",
+                    host.name
+                ),
+            });
+            continue;
+        }
+        if import.module != WASIP1_MODULE && import.module != WASI_PREVIEW0_MODULE {
             problems.push(Problem {
                 kind: ProblemKind::UnsupportedImport,
                 name,
@@ -496,7 +579,10 @@ fn check_module(m: &CoreModule, host: &Host) -> Verdict {
             Some(_) => {}
         }
     }
+    let reactor = m.exports.iter().any(|(n, _)| n == "_initialize");
     match m.start() {
+        // A reactor: the host calls `_initialize` and nothing else.
+        None if reactor && host.core.contains(&CoreSupport::Reactor) => {}
         None => problems.push(Problem {
             kind: ProblemKind::NoEntryPoint,
             name: "_start".into(),

@@ -1,12 +1,14 @@
 //! `worldfit check FILE`: will this binary run on the host?
 
 use super::HostOpts;
+use super::Named;
 use super::output::{print, print_json, table};
 use super::read_wasm;
 use anyhow::Result;
 use clap::Args;
 use serde::Serialize;
 use std::path::PathBuf;
+use worldfit::host::profile::{FlagFit, flags_that_fit};
 use worldfit::verdict::{Problem, check};
 
 /// Check whether a component or wasip1 module runs on a host
@@ -88,6 +90,9 @@ impl SandboxOpts {
 struct Report {
     file: String,
     host: String,
+    /// `embedded` (instantiated in worldfit's wasmtime), `profile` (a
+    /// runtime's probed profile) or `wit`.
+    host_kind: &'static str,
     compatible: bool,
     world: Option<String>,
     closest: Option<String>,
@@ -95,43 +100,83 @@ struct Report {
     /// How far the check went: `types` or `instantiate`.
     level: &'static str,
     problems: Vec<Problem>,
+    /// For a runtime's profile the binary doesn't fit as invoked: the flags
+    /// with which it fits, each with the command line that runs it.
+    runs_with: Vec<FlagFit>,
     #[cfg(feature = "wasmtime")]
     confirmation: Option<worldfit::confirm::Confirmation>,
+}
+
+/// `check --json` for several hosts (`--host 'NAME@*'`).
+#[derive(Serialize)]
+struct Across {
+    file: String,
+    /// Whether some release runs the binary as invoked.
+    compatible: bool,
+    /// One line for people, e.g. "runs on wasmtime ≥ 46; ...".
+    summary: String,
+    hosts: Vec<Report>,
 }
 
 impl Opts {
     pub fn run(self) -> Result<u8> {
         self.sandbox.validate()?;
-        let host = self.host.host()?;
+        let named = self.host.hosts()?;
         let (bytes, wasm) = read_wasm(&self.file)?;
-        let verdict = check(&wasm, &host);
         let file = self.file.display().to_string();
-        #[cfg_attr(not(feature = "wasmtime"), allow(unused_mut))]
-        let mut report = Report {
-            file: file.clone(),
-            host: host.name.clone(),
-            compatible: verdict.compatible,
-            world: verdict.world,
-            closest: verdict.closest,
-            confirmed: false,
-            level: "types",
-            problems: verdict.problems,
-            #[cfg(feature = "wasmtime")]
-            confirmation: None,
-        };
-        #[cfg(feature = "wasmtime")]
-        if report.compatible && !self.no_confirm && host.builtin {
-            self.confirm(&host, &bytes, &mut report)?;
+        if named.len() > 1 {
+            let reports: Vec<(&Named, Report)> = named
+                .iter()
+                .map(|n| Ok((n, self.judge(n, &bytes, &wasm, &file)?)))
+                .collect::<Result<_>>()?;
+            let summary = summarize(&reports);
+            let compatible = reports.iter().any(|(_, r)| r.compatible);
+            let code = if compatible { 0 } else { 1 };
+            if self.json {
+                print_json(&Across {
+                    file,
+                    compatible,
+                    summary,
+                    hosts: reports.into_iter().map(|(_, r)| r).collect(),
+                })?;
+                return Ok(code);
+            }
+            let rows: Vec<Vec<String>> = reports
+                .iter()
+                .map(|(_, r)| {
+                    let what = if r.compatible {
+                        format!("runs: world `{}`", r.world.as_deref().unwrap_or_default())
+                    } else {
+                        let lacks = lacking(&r.problems);
+                        match r.runs_with.first() {
+                            Some(f) => {
+                                format!("runs with `{}`; as invoked it lacks {lacks}", f.command)
+                            }
+                            None => format!("doesn't run: lacks {lacks}"),
+                        }
+                    };
+                    vec![r.host.clone(), what]
+                })
+                .collect();
+            let mut text = format!("`{file}` on {} hosts:\n", reports.len());
+            text.push_str(&table(&rows, "  "));
+            text.push_str(&format!("{summary}\n"));
+            print(&text)?;
+            return Ok(code);
         }
-        let _ = &bytes;
+        let n = &named[0];
+        let report = self.judge(n, &bytes, &wasm, &file)?;
         let code = if report.compatible { 0 } else { 1 };
         if self.json {
             print_json(&report)?;
             return Ok(code);
         }
-        let how = match (report.level, host.builtin) {
+        let how = match (report.level, report.host_kind) {
             ("instantiate", _) => "instantiated in the embedded wasmtime",
-            (_, false) => "types checked; a WIT host is confirmed at the type level",
+            (_, "wit") => "types checked; a WIT host is confirmed at the type level",
+            (_, "profile") => {
+                "types checked against the runtime's probed profile; worldfit instantiates only in its embedded wasmtime"
+            }
             _ if cfg!(feature = "wasmtime") => "types checked; not instantiated (--no-confirm)",
             _ => "types checked; built without the `wasmtime` feature, so not instantiated",
         };
@@ -168,10 +213,61 @@ impl Opts {
                 })
                 .collect();
             text.push_str(&table(&rows, "  "));
+            for f in &report.runs_with {
+                text.push_str(&format!(
+                    "runs with `{}` (flag `{}`, world `{}`)\n",
+                    f.command, f.flag, f.world
+                ));
+            }
             text
         };
         print(&text)?;
         Ok(code)
+    }
+
+    /// The verdict for one host: types, then (embedded host) instantiation,
+    /// then (a runtime's profile) the flags that would make it fit.
+    fn judge(
+        &self,
+        named: &Named,
+        bytes: &[u8],
+        wasm: &worldfit::Wasm,
+        file: &str,
+    ) -> Result<Report> {
+        let host = &named.host;
+        let verdict = check(wasm, host);
+        #[cfg_attr(not(feature = "wasmtime"), allow(unused_mut))]
+        let mut report = Report {
+            file: file.to_string(),
+            host: host.name.clone(),
+            host_kind: if host.builtin {
+                "embedded"
+            } else if named.profile.is_some() {
+                "profile"
+            } else {
+                "wit"
+            },
+            compatible: verdict.compatible,
+            world: verdict.world,
+            closest: verdict.closest,
+            confirmed: false,
+            level: "types",
+            problems: verdict.problems,
+            runs_with: Vec::new(),
+            #[cfg(feature = "wasmtime")]
+            confirmation: None,
+        };
+        #[cfg(feature = "wasmtime")]
+        if report.compatible && !self.no_confirm && host.builtin {
+            self.confirm(host, bytes, &mut report)?;
+        }
+        let _ = bytes;
+        if !report.compatible
+            && let Some(profile) = named.profile
+        {
+            report.runs_with = flags_that_fit(profile, &self.host.selection()?, wasm);
+        }
+        Ok(report)
     }
 
     #[cfg(feature = "wasmtime")]
@@ -224,4 +320,88 @@ impl Opts {
         report.confirmation = Some(confirmation);
         Ok(())
     }
+}
+
+/// What a host lacks, for one line: the names of its first problems.
+fn lacking(problems: &[Problem]) -> String {
+    let mut names: Vec<String> = problems
+        .iter()
+        .take(3)
+        .map(|p| format!("`{}`", p.name))
+        .collect();
+    if problems.len() > 3 {
+        names.push(format!("{} more", problems.len() - 3));
+    }
+    names.join(", ")
+}
+
+/// One line over every release, newest first: runs of releases that run
+/// the binary as invoked, run it with the same flags, or don't run it, each
+/// said once ("runs on wasmtime ≥ 46.0.1 with `wasmtime run -S http`;
+/// 36.0.9 to 45.0.2 with `wasmtime run -S http -S cli-exit-with-code`").
+fn summarize(reports: &[(&Named, Report)]) -> String {
+    let name = reports
+        .first()
+        .and_then(|(n, _)| n.profile.map(|p| p.name.clone()))
+        .unwrap_or_default();
+    let release = |n: &Named| n.profile.map(|p| p.version.clone()).unwrap_or_default();
+    // How each release runs it: as invoked, with a command, or not.
+    let class = |r: &Report| -> Option<String> {
+        if r.compatible {
+            Some(String::new())
+        } else {
+            r.runs_with.first().map(|f| f.command.clone())
+        }
+    };
+    let mut groups: Vec<(usize, usize)> = Vec::new(); // (from, to) indexes, newest group first
+    let mut i = reports.len();
+    while i > 0 {
+        let to = i - 1;
+        let mut from = to;
+        while from > 0 && class(&reports[from - 1].1) == class(&reports[to].1) {
+            from -= 1;
+        }
+        groups.push((from, to));
+        i = from;
+    }
+    let span = |from: usize, to: usize| -> String {
+        let (lo, hi) = (release(reports[from].0), release(reports[to].0));
+        match (from == 0, to + 1 == reports.len()) {
+            (true, true) => format!("every {name} release in the catalog ({lo} to {hi})"),
+            (_, true) => format!("{name} ≥ {lo}"),
+            (true, false) if from == to => format!("{name} {lo}"),
+            (true, false) => format!("{name} ≤ {hi}"),
+            _ if from == to => format!("{name} {lo}"),
+            _ => format!("{name} {lo} to {hi}"),
+        }
+    };
+    if let [(from, to)] = groups[..]
+        && class(&reports[to].1).is_none()
+    {
+        return format!(
+            "runs on no {name} release in the catalog ({} to {}); the newest lacks {}",
+            release(reports[from].0),
+            release(reports[to].0),
+            lacking(&reports[to].1.problems)
+        );
+    }
+    let parts: Vec<String> = groups
+        .iter()
+        .enumerate()
+        .map(|(k, &(from, to))| {
+            let runs = if k == 0 { "runs on" } else { "on" };
+            let r = &reports[to].1;
+            match class(r) {
+                Some(c) if c.is_empty() => format!("{runs} {} as invoked", span(from, to)),
+                Some(c) => format!("{runs} {} with `{c}`", span(from, to)),
+                None => format!(
+                    "{} lack{} {}",
+                    span(from, to),
+                    if from == to { "s" } else { "" },
+                    lacking(&r.problems)
+                ),
+            }
+        })
+        .collect();
+    parts.join("; ")
 }

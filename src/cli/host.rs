@@ -12,10 +12,57 @@ use worldfit::platform::containerd_string;
 /// Show the host's worlds and the platform features it advertises
 #[derive(Args)]
 #[command(
-    after_help = "Examples:\n  worldfit host\n  worldfit host --wit wit/ --world my-host --json\n  worldfit host --format containerd\n  worldfit host --format nfd > /etc/kubernetes/node-feature-discovery/features.d/worldfit\n\n\
-Exit status:\n  0  the host was described\n  2  the WIT could not be read or a world was not found"
+    after_help = "Examples:\n  worldfit host\n  worldfit host --host wasmtime@49\n  worldfit host --list\n  worldfit host --probe --flag '-S http' --output wasmtime.json -- wasmtime run\n  worldfit host --probe --flag '-S cli' --output wasmtime.json -- wasmtime serve --addr 127.0.0.1:0\n  worldfit host --wit wit/ --world my-host --json\n  worldfit host --format containerd\n  worldfit host --format nfd > /etc/kubernetes/node-feature-discovery/features.d/worldfit\n\n\
+Exit status:\n  0  the host was described (or probed)\n  2  the host could not be read, or the command could not be probed"
 )]
 pub struct Opts {
+    /// List the hosts in the catalog and exit.
+    #[arg(long, conflicts_with_all = ["probe", "json"])]
+    list: bool,
+    /// Measure the profile of the runtime command given after `--` by running
+    /// probe binaries through it (`-- wasmtime run`, `-- wasmtime serve --addr
+    /// 127.0.0.1:0`); prints what it found.
+    #[arg(long, requires = "command")]
+    probe: bool,
+    /// With --probe: a flag to measure on top of the command, one at a time
+    /// (`--flag '-S http'`); repeat for several.
+    #[arg(
+        long = "flag",
+        value_name = "FLAG",
+        requires = "probe",
+        allow_hyphen_values = true
+    )]
+    flags: Vec<String>,
+    /// With --probe: write the profile to this file (atomically; an existing
+    /// profile of the same release gets this invocation added or replaced).
+    #[arg(long, value_name = "PATH", requires = "probe")]
+    output: Option<std::path::PathBuf>,
+    /// With --probe: the runtime's name [default: the program's file name].
+    #[arg(long, value_name = "NAME", requires = "probe")]
+    name: Option<String>,
+    /// With --probe: its release [default: read from `PROGRAM --version`].
+    #[arg(long, value_name = "VERSION", requires = "probe")]
+    release: Option<String>,
+    /// With --probe: the invocation's name [default: the command's first
+    /// argument that isn't a flag, e.g. `run`].
+    #[arg(long, value_name = "NAME", requires = "probe")]
+    invocation: Option<String>,
+    /// With --probe: the command line to record in the profile [default:
+    /// the probed one, with the program's path shortened to its name], e.g.
+    /// `'wasmtime serve'` when probing `-- /opt/wasmtime serve --addr 127.0.0.1:0`.
+    #[arg(long, value_name = "COMMAND", requires = "probe")]
+    record_command: Option<String>,
+    /// With --probe: time limit per probe, in seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0, requires = "probe")]
+    time_limit: f64,
+    /// With --probe: probes run at once [default: the number of CPUs, and
+    /// one at a time once the runtime shows itself a server; give `--jobs`
+    /// with a server told to listen on a free port, `--addr 127.0.0.1:0`].
+    #[arg(long, value_name = "N", requires = "probe")]
+    jobs: Option<usize>,
+    /// The runtime command to probe (after `--`).
+    #[arg(last = true, value_name = "CMD")]
+    command: Vec<String>,
     #[command(flatten)]
     host: HostOpts,
     /// Print machine-readable JSON (same as `--format json`).
@@ -39,6 +86,33 @@ enum Format {
     Nfd,
 }
 
+/// `host --list`: one line per catalog profile.
+fn list() -> Result<u8> {
+    use worldfit::host::catalog;
+    let mut rows = vec![vec![
+        format!("{}@{}", catalog::EMBEDDED, catalog::EMBEDDED_VERSION),
+        "the default: worldfit's embedded wasmtime 48 linker (the only host it instantiates in)"
+            .into(),
+    ]];
+    for p in catalog::profiles() {
+        let invocations: Vec<String> = p
+            .invocations
+            .iter()
+            .map(|i| {
+                let flags: Vec<String> = i.flags.iter().map(|f| f.text()).collect();
+                if flags.is_empty() {
+                    i.command.join(" ")
+                } else {
+                    format!("{} [{}]", i.command.join(" "), flags.join(", "))
+                }
+            })
+            .collect();
+        rows.push(vec![p.id(), invocations.join("; ")]);
+    }
+    print(&table(&rows, ""))?;
+    Ok(0)
+}
+
 /// `host --json`.
 #[derive(Serialize)]
 struct Report {
@@ -46,6 +120,8 @@ struct Report {
     builtin: bool,
     os: Vec<&'static str>,
     wasip1: bool,
+    core: Vec<worldfit::host::probe_wasm::CoreSupport>,
+    engine: Vec<String>,
     worlds: Vec<World>,
     features: Vec<String>,
 }
@@ -91,6 +167,8 @@ fn report(host: &Host, builtin: bool) -> Report {
         builtin,
         os: host.oses(),
         wasip1: host.wasip1,
+        core: host.core.clone(),
+        engine: host.engine.clone(),
         worlds,
         features: host.features().iter().map(ToString::to_string).collect(),
     }
@@ -98,6 +176,29 @@ fn report(host: &Host, builtin: bool) -> Report {
 
 impl Opts {
     pub fn run(self) -> Result<u8> {
+        if self.list {
+            return list();
+        }
+        if self.probe {
+            let t = self.time_limit;
+            if !(t.is_finite() && t > 0.0 && t <= 3600.0) {
+                anyhow::bail!("--time-limit must be more than 0 and at most 3600 seconds, not {t}");
+            }
+            return super::probe::run(super::probe::Request {
+                command: self.command,
+                flags: self.flags,
+                name: self.name,
+                release: self.release,
+                invocation: self.invocation,
+                time_limit: std::time::Duration::from_secs_f64(t),
+                jobs: self.jobs,
+                output: self.output,
+                record_command: self.record_command,
+            });
+        }
+        if !self.command.is_empty() {
+            anyhow::bail!("a command after `--` is only for --probe");
+        }
         let host = self.host.host()?;
         let report = report(&host, self.host.is_builtin());
         let format = if self.json { Format::Json } else { self.format };

@@ -8,6 +8,7 @@ mod image;
 mod inspect;
 mod limits;
 mod output;
+mod probe;
 #[cfg(feature = "wasmtime")]
 mod progress;
 #[cfg(feature = "registry")]
@@ -25,6 +26,8 @@ use clap::{Args, Parser, Subcommand};
 use std::path::{Path, PathBuf};
 use worldfit::component::Wasm;
 use worldfit::host::Host;
+use worldfit::host::catalog::{self, Named};
+use worldfit::host::profile::{HostSpec, Profile};
 
 /// Will this WebAssembly component run on this host?
 #[derive(Parser)]
@@ -69,9 +72,19 @@ pub fn run() -> Result<u8> {
     }
 }
 
-/// Chooses the host profile: WIT (`--wit` + `--world`) or the built-in `wasmtime`.
-#[derive(Args, Debug, Clone)]
+/// Chooses the host: the embedded wasmtime (the default), a runtime from
+/// the catalog (`--host`), a profile file (`--host-file`) or WIT (`--wit`).
+#[derive(Args, Debug, Clone, Default)]
 pub struct HostOpts {
+    /// A host from the catalog: `NAME[@VERSION] [INVOCATION] [FLAGS...]`,
+    /// e.g. `wasmtime@49`, `'wasmtime@49 run -S http'`, `'wasmtime@*'`
+    /// (every release; `check` only). Default: `embedded-wasmtime`, the
+    /// embedded wasmtime 48 linker (`worldfit host --list` shows the catalog).
+    #[arg(long, value_name = "SPEC", conflicts_with_all = ["wit", "host_file"])]
+    host: Option<String>,
+    /// A host profile file (docs/HOSTS.md), e.g. one written by `host --probe`.
+    #[arg(long, value_name = "PATH", conflicts_with = "wit")]
+    host_file: Option<PathBuf>,
     /// A WIT directory (with `deps/`) or `.wit` file defining the host.
     #[arg(long, value_name = "PATH", requires = "world")]
     wit: Option<PathBuf>,
@@ -82,17 +95,72 @@ pub struct HostOpts {
 }
 
 impl HostOpts {
-    /// Builds the selected host profile.
+    /// Builds the selected host; a spec naming several releases is an
+    /// error here (only `check` answers for several hosts).
     pub fn host(&self) -> Result<Host> {
-        match &self.wit {
-            Some(path) => Host::from_wit(path, &self.world),
-            None => Ok(Host::wasmtime()),
+        let mut hosts = self.hosts()?;
+        if hosts.len() != 1 {
+            anyhow::bail!(
+                "`--host {}` names {} releases; give one (e.g. `{}`)",
+                self.host.as_deref().unwrap_or_default(),
+                hosts.len(),
+                hosts
+                    .last()
+                    .and_then(|n| n.profile)
+                    .map(|p| p.id())
+                    .unwrap_or_default()
+            );
+        }
+        Ok(hosts.remove(0).host)
+    }
+
+    /// Builds every host selected (several for `--host NAME@*`).
+    pub fn hosts(&self) -> Result<Vec<Named>> {
+        if let Some(path) = &self.wit {
+            return Ok(vec![Named {
+                profile: None,
+                host: Host::from_wit(path, &self.world)?,
+            }]);
+        }
+        if let Some(path) = &self.host_file {
+            let profile: &'static Profile = Box::leak(Box::new(Profile::load(path)?));
+            let host = profile
+                .host(&Default::default())
+                .map_err(|e| anyhow::anyhow!("host profile `{}`: {e:#}", path.display()))?;
+            return Ok(vec![Named {
+                profile: Some(profile),
+                host,
+            }]);
+        }
+        match &self.host {
+            Some(spec) => {
+                let spec: HostSpec = spec.parse()?;
+                catalog::hosts(&spec)
+            }
+            None => Ok(vec![Named {
+                profile: None,
+                host: Host::wasmtime(),
+            }]),
         }
     }
 
-    /// Whether the built-in host is selected.
+    /// The invocation and flags `--host` gives (none for other hosts).
+    pub fn selection(&self) -> Result<worldfit::host::profile::Selection> {
+        Ok(match &self.host {
+            Some(spec) => spec.parse::<HostSpec>()?.selection,
+            None => Default::default(),
+        })
+    }
+
+    /// Whether the embedded host (the built-in profile) is selected.
     pub fn is_builtin(&self) -> bool {
         self.wit.is_none()
+            && self.host_file.is_none()
+            && self
+                .host
+                .as_deref()
+                .and_then(|s| s.parse::<HostSpec>().ok())
+                .is_none_or(|s| catalog::is_embedded(&s))
     }
 }
 

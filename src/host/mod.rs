@@ -12,11 +12,16 @@ use semver::Version;
 use std::path::Path;
 use wit_parser::{Resolve, WorldId, WorldItem, WorldKey};
 
+pub mod catalog;
+pub mod command;
 mod embedded;
+pub mod probe;
+pub mod probe_wasm;
+pub mod profile;
 #[cfg(feature = "wasmtime")]
 pub(crate) use embedded::builtin_wit;
-pub use embedded::{BUILTIN_WORLDS, builtin_resolve};
 use embedded::parsed_builtin;
+pub use embedded::{BUILTIN_WORLDS, builtin_resolve};
 
 /// A compile-cache lookup running ahead of a layer's bytes
 /// ([`Host::lookup_ahead`]).
@@ -34,6 +39,9 @@ pub struct HostWorld {
     pub provides: Vec<(ItemName, WorldKey)>,
     /// The exports (entry points the host drives), by name.
     pub drives: Vec<(ItemName, WorldKey)>,
+    /// For a runtime's profile: the command line that runs this world
+    /// (`wasmtime serve -S cli`); `None` for the embedded and WIT hosts.
+    pub command: Option<String>,
 }
 
 /// A world worldfit knows by name, used to name what a component targets
@@ -109,6 +117,11 @@ pub struct Host {
     pub worlds: Vec<HostWorld>,
     /// Whether the host runs WASI 0.1 core modules.
     pub wasip1: bool,
+    /// The core-module kinds it runs (preview 1, preview 0, reactors).
+    pub core: Vec<probe_wasm::CoreSupport>,
+    /// The engine features it enables, as profiles spell them
+    /// (`component-model-async`, `gc`, ...); empty when not known.
+    pub engine: Vec<String>,
     /// Whether this is the built-in profile of the embedded wasmtime, the
     /// only host worldfit can confirm by instantiating. A profile changed
     /// after [`Host::wasmtime`] should clear it: confirmation and the fits
@@ -134,11 +147,34 @@ impl Host {
             })
             .collect();
         Host {
-            name: "wasmtime".into(),
+            name: format!("{}@{}", catalog::EMBEDDED, catalog::EMBEDDED_VERSION),
             resolve,
             worlds,
             wasip1: true,
+            core: vec![probe_wasm::CoreSupport::Preview1],
+            engine: Vec::new(),
             builtin: true,
+            known: Default::default(),
+            features: Default::default(),
+        }
+    }
+
+    /// A host from parts already built (a profile's): `worlds` index into
+    /// `resolve`; `core` says which core modules it runs.
+    pub fn from_parts(
+        name: String,
+        resolve: Resolve,
+        worlds: Vec<HostWorld>,
+        core: Vec<probe_wasm::CoreSupport>,
+    ) -> Host {
+        Host {
+            name,
+            resolve,
+            worlds,
+            wasip1: core.contains(&probe_wasm::CoreSupport::Preview1),
+            core,
+            engine: Vec::new(),
+            builtin: false,
             known: Default::default(),
             features: Default::default(),
         }
@@ -184,6 +220,8 @@ impl Host {
             resolve,
             worlds,
             wasip1: false,
+            core: Vec::new(),
+            engine: Vec::new(),
             builtin: false,
             known: Default::default(),
             features: Default::default(),
@@ -199,7 +237,7 @@ impl Host {
                 // worldfit's own host worlds are not targets to advertise.
                 return known;
             }
-            for k in entry_worlds(&self.resolve, |_| true) {
+            for k in entry_worlds(&self.resolve, |ns| ns != "worldfit") {
                 if !known.contains(&k) {
                     known.push(k);
                 }
@@ -429,6 +467,7 @@ fn host_world(resolve: &Resolve, id: WorldId) -> HostWorld {
     HostWorld {
         name,
         id,
+        command: None,
         provides: index(&w.imports),
         drives: index(&w.exports),
     }

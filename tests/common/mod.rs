@@ -70,6 +70,7 @@ pub const SYNTH_CASES: &[&str] = &[
     "service-p3",
     "mixed-p2-p3",
     "cli-http-client",
+    "cli-0212",
 ];
 
 /// Assembles the WIT directory the synthesized cases are written against:

@@ -1,0 +1,760 @@
+//! Host profiles as data: a named runtime release, how it is invoked, and
+//! what each invocation drives, provides and enables, with what each flag
+//! adds. The file format is JSON, documented in `docs/HOSTS.md`; the
+//! catalog shipped in the binary is made of these files, each written by
+//! `worldfit host --probe`.
+//!
+//! A profile names WASI interfaces by release (`wasi:cli/exit@0.2.11`):
+//! the items an interface has at a release are those of the embedded WASI
+//! WIT whose `@since` gate is at or below it, so a profile can't claim a
+//! function its release lacks and a verdict can name what is missing.
+
+use super::probe::Probed;
+use super::probe_wasm::{
+    CoreSupport, P2_WIT_VERSION, P3_WIT_VERSION, in_release, type_only_interfaces,
+};
+use super::{Host, HostWorld};
+use crate::component::ItemName;
+use crate::wit_name::WitName;
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::path::Path;
+use wit_parser::{InterfaceId, Resolve, Stability, World, WorldItem, WorldKey};
+
+/// The format version this build reads and writes.
+pub const FORMAT: u32 = 1;
+
+/// A profile file: one release of one runtime.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Profile {
+    /// The format version, [`FORMAT`].
+    pub worldfit_host_profile: u32,
+    /// The runtime's name, e.g. `wasmtime`.
+    pub name: String,
+    /// The release, e.g. `49.0.3`.
+    pub version: String,
+    /// How the profile was made (e.g. `probed with worldfit 0.1.0 in 4.1 s`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// The ways the runtime is invoked (`run`, `serve`), each a group of
+    /// host worlds.
+    pub invocations: Vec<Invocation>,
+}
+
+/// One way of invoking the runtime.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Invocation {
+    /// A short name: `run`, `serve`.
+    pub name: String,
+    /// The command line, without the binary's path: `["wasmtime", "run"]`.
+    pub command: Vec<String>,
+    /// What it supports with its default flags.
+    #[serde(flatten)]
+    pub support: Support,
+    /// Flags that add support, each measured separately.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub flags: Vec<Flag>,
+}
+
+/// What an invocation supports (or a flag adds).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Support {
+    /// Entry points it drives: `wasi:cli/run@0.2.12`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub drives: Vec<String>,
+    /// WASI interfaces it provides, each at a release.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub provides: Vec<String>,
+    /// Engine features it enables (`component-model-async`, `gc`, ...).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub engine: Vec<String>,
+    /// Core-module kinds it runs (`preview1`, `preview0`, `reactor`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub core: Vec<CoreSupport>,
+}
+
+/// A flag and what it adds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Flag {
+    /// The flag's words as given on the command line: `["-S", "http"]`.
+    pub flag: Vec<String>,
+    /// What it adds to the invocation's defaults.
+    #[serde(flatten)]
+    pub adds: Support,
+}
+
+impl Flag {
+    /// The flag as one string: `-S http`.
+    pub fn text(&self) -> String {
+        self.flag.join(" ")
+    }
+
+    /// Its options, each as its words: `-S p3 -W component-model-async=y`
+    /// is two options, and applies only when both are given.
+    pub fn units(&self) -> Vec<Vec<String>> {
+        split_flags(&self.flag.iter().map(String::as_str).collect::<Vec<_>>())
+            .unwrap_or_else(|_| vec![self.flag.clone()])
+    }
+
+    fn applies(&self, selection: &Selection) -> bool {
+        self.units().iter().all(|u| selection.flags.contains(u))
+    }
+}
+
+/// Splits command-line words into options: a word starting with `-` takes
+/// the next word as its value when it is `-S`, `-W` or a `--long` option
+/// without `=`, and the next word isn't itself an option.
+pub fn split_flags(words: &[&str]) -> Result<Vec<Vec<String>>> {
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < words.len() {
+        let w = words[i];
+        if !w.starts_with('-') {
+            bail!("`{w}` is not a flag (flags start with `-`)");
+        }
+        let takes_value = !w.contains('=')
+            && (w == "-S" || w == "-W" || w.starts_with("--"))
+            && words.get(i + 1).is_some_and(|n| !n.starts_with('-'));
+        if takes_value {
+            out.push(vec![w.to_string(), words[i + 1].to_string()]);
+            i += 2;
+        } else {
+            out.push(vec![w.to_string()]);
+            i += 1;
+        }
+    }
+    Ok(out)
+}
+
+impl Support {
+    /// What a probe measured.
+    pub fn from_probed(p: &Probed) -> Support {
+        Support {
+            drives: p.drives.iter().map(ToString::to_string).collect(),
+            provides: p.provides.iter().map(ToString::to_string).collect(),
+            engine: p.engine.clone(),
+            core: p.core.clone(),
+        }
+    }
+
+    /// What `self` has beyond `base` (for a flag: what it adds).
+    pub fn minus(&self, base: &Support) -> Support {
+        fn diff<T: PartialEq + Clone>(a: &[T], b: &[T]) -> Vec<T> {
+            a.iter().filter(|x| !b.contains(x)).cloned().collect()
+        }
+        Support {
+            drives: diff(&self.drives, &base.drives),
+            provides: diff(&self.provides, &base.provides),
+            engine: diff(&self.engine, &base.engine),
+            core: diff(&self.core, &base.core),
+        }
+    }
+
+    /// Whether nothing is listed.
+    pub fn is_empty(&self) -> bool {
+        self.drives.is_empty()
+            && self.provides.is_empty()
+            && self.engine.is_empty()
+            && self.core.is_empty()
+    }
+
+    /// `self` with `more` added; a provided interface on the same track is
+    /// replaced by the newer release.
+    fn merged(&self, more: &Support) -> Support {
+        let mut out = self.clone();
+        for d in &more.drives {
+            if !out.drives.contains(d) {
+                out.drives.push(d.clone());
+            }
+        }
+        for p in &more.provides {
+            let new: WitName = match p.parse() {
+                Ok(n) => n,
+                Err(_) => continue,
+            };
+            out.provides.retain(|old| {
+                old.parse::<WitName>()
+                    .map(|o| !(o.same_track(&new) && o.unversioned() == new.unversioned()))
+                    .unwrap_or(true)
+            });
+            out.provides.push(p.clone());
+        }
+        for e in &more.engine {
+            if !out.engine.contains(e) {
+                out.engine.push(e.clone());
+            }
+        }
+        for c in &more.core {
+            if !out.core.contains(c) {
+                out.core.push(*c);
+            }
+        }
+        out
+    }
+}
+
+impl Profile {
+    /// Reads and checks a profile file. Errors name the path and what is
+    /// wrong, in one line.
+    pub fn load(path: &Path) -> Result<Profile> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read host profile `{}`", path.display()))?;
+        Profile::parse(&text)
+            .map_err(|e| anyhow::anyhow!("host profile `{}`: {e:#}", path.display()))
+    }
+
+    /// Parses and checks a profile's JSON text.
+    pub fn parse(text: &str) -> Result<Profile> {
+        let p: Profile = serde_json::from_str(text).map_err(|e| anyhow::anyhow!("{e}"))?;
+        p.validate()?;
+        Ok(p)
+    }
+
+    /// Checks what JSON can't: the format version, names, and that every
+    /// interface named is a WASI interface at a release worldfit knows.
+    pub fn validate(&self) -> Result<()> {
+        if self.worldfit_host_profile != FORMAT {
+            bail!(
+                "format version {} is not supported (this worldfit reads version {FORMAT})",
+                self.worldfit_host_profile
+            );
+        }
+        if self.name.is_empty() || self.name.contains(['@', ' ']) {
+            bail!(
+                "`name` must be a non-empty word without `@` or spaces, not {:?}",
+                self.name
+            );
+        }
+        if self.version.is_empty() || self.version.contains(' ') {
+            bail!("`version` must be a non-empty word, not {:?}", self.version);
+        }
+        if self.invocations.is_empty() {
+            bail!("`invocations` is empty: a host runs something");
+        }
+        let mut seen = Vec::new();
+        for inv in &self.invocations {
+            if inv.name.is_empty() || inv.name.starts_with('-') || inv.name.contains(' ') {
+                bail!(
+                    "invocation name {:?} must be a word not starting with `-`",
+                    inv.name
+                );
+            }
+            if seen.contains(&&inv.name) {
+                bail!("invocation `{}` is listed twice", inv.name);
+            }
+            seen.push(&inv.name);
+            check_support(&inv.support).with_context(|| format!("invocation `{}`", inv.name))?;
+            for f in &inv.flags {
+                if f.flag.is_empty() {
+                    bail!("invocation `{}` has a flag with no words", inv.name);
+                }
+                check_support(&f.adds)
+                    .with_context(|| format!("invocation `{}` flag `{}`", inv.name, f.text()))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// `name@version`.
+    pub fn id(&self) -> String {
+        format!("{}@{}", self.name, self.version)
+    }
+
+    /// The host this profile describes, invoked as `selection` says.
+    pub fn host(&self, selection: &Selection) -> Result<Host> {
+        let invocations: Vec<&Invocation> = match &selection.invocation {
+            Some(name) => vec![
+                self.invocations
+                    .iter()
+                    .find(|i| &i.name == name)
+                    .with_context(|| {
+                        format!(
+                            "`{}` has no invocation `{name}` (it has {})",
+                            self.id(),
+                            self.invocations
+                                .iter()
+                                .map(|i| i.name.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        )
+                    })?,
+            ],
+            None => self.invocations.iter().collect(),
+        };
+        // Every flag given must be known to some selected invocation.
+        for flag in &selection.flags {
+            if !invocations
+                .iter()
+                .any(|i| i.flags.iter().any(|f| f.units().contains(flag)))
+            {
+                let known: Vec<String> = invocations
+                    .iter()
+                    .flat_map(|i| i.flags.iter().map(Flag::text))
+                    .collect();
+                bail!(
+                    "`{}` knows no flag `{}` (known: {})",
+                    self.id(),
+                    flag.join(" "),
+                    if known.is_empty() {
+                        "none".into()
+                    } else {
+                        known.join(", ")
+                    }
+                );
+            }
+        }
+        let (base, _) = super::embedded::parsed_builtin();
+        let mut resolve = base.clone();
+        let mut copies: HashMap<String, InterfaceId> = HashMap::new();
+        let mut worlds = Vec::new();
+        let mut core = Vec::new();
+        let mut engine = Vec::new();
+        for inv in &invocations {
+            let mut support = inv.support.clone();
+            for f in &inv.flags {
+                if f.applies(selection) {
+                    support = support.merged(&f.adds);
+                }
+            }
+            // Interfaces of plain types can't be probed; they come with
+            // any interface of their package at the same release.
+            let mut type_only = Vec::new();
+            for p in &support.provides {
+                let Ok(n) = p.parse::<WitName>() else {
+                    continue;
+                };
+                let Some(v) = &n.version else { continue };
+                for t in type_only_interfaces(v.minor == 3) {
+                    let t: WitName = t.parse()?;
+                    let t = t.with_version(Some(v.clone()));
+                    if t.namespace == n.namespace
+                        && t.package == n.package
+                        && !support.provides.contains(&t.to_string())
+                        && !type_only.contains(&t.to_string())
+                    {
+                        type_only.push(t.to_string());
+                    }
+                }
+            }
+            support.provides.extend(type_only);
+            let mut provides = Vec::new();
+            for p in &support.provides {
+                let n: WitName = p.parse()?;
+                let id = release_copy(&mut resolve, &mut copies, &n)?;
+                provides.push((ItemName::Interface(n), id));
+            }
+            for d in &support.drives {
+                let n: WitName = d.parse()?;
+                let drive = release_copy(&mut resolve, &mut copies, &n)?;
+                let world_name = format!("{} {} [{n}]", self.name, inv.name);
+                let item = |id| WorldItem::Interface {
+                    id,
+                    stability: Stability::Unknown,
+                    external_id: None,
+                    docs: Default::default(),
+                    span: Default::default(),
+                };
+                let world = World {
+                    name: world_name.clone(),
+                    imports: provides
+                        .iter()
+                        .map(|(_, id)| (WorldKey::Interface(*id), item(*id)))
+                        .collect(),
+                    exports: [(WorldKey::Interface(drive), item(drive))]
+                        .into_iter()
+                        .collect(),
+                    package: None,
+                    docs: Default::default(),
+                    stability: Stability::Unknown,
+                    includes: Default::default(),
+                    span: Default::default(),
+                };
+                let id = resolve.worlds.alloc(world);
+                let mut command = inv.command.join(" ");
+                for u in &selection.flags {
+                    if inv.flags.iter().any(|f| f.units().contains(u)) {
+                        command = format!("{command} {}", u.join(" "));
+                    }
+                }
+                worlds.push(HostWorld {
+                    name: world_name,
+                    id,
+                    command: Some(command),
+                    provides: provides
+                        .iter()
+                        .map(|(n, id)| (n.clone(), WorldKey::Interface(*id)))
+                        .collect(),
+                    drives: vec![(ItemName::Interface(n), WorldKey::Interface(drive))],
+                });
+            }
+            for c in &support.core {
+                if !core.contains(c) {
+                    core.push(*c);
+                }
+            }
+            for e in &support.engine {
+                if !engine.contains(e) {
+                    engine.push(e.clone());
+                }
+            }
+        }
+        let mut name = self.id();
+        if let Some(inv) = &selection.invocation {
+            name = format!("{name} {inv}");
+        }
+        for f in &selection.flags {
+            name = format!("{name} {}", f.join(" "));
+        }
+        let mut host = Host::from_parts(name, resolve, worlds, core);
+        host.engine = engine;
+        Ok(host)
+    }
+
+    /// Each flag of the selected invocations that the selection lacks, as
+    /// a selection that adds it: the variants a verdict tries when the host
+    /// as invoked refuses a binary.
+    pub fn with_each_flag(&self, selection: &Selection) -> Vec<(Vec<String>, Selection)> {
+        let mut out: Vec<(Vec<String>, Selection)> = Vec::new();
+        for inv in &self.invocations {
+            if selection
+                .invocation
+                .as_ref()
+                .is_some_and(|i| *i != inv.name)
+            {
+                continue;
+            }
+            for f in &inv.flags {
+                if f.applies(selection) || out.iter().any(|(g, _)| *g == f.flag) {
+                    continue;
+                }
+                let mut s = selection.clone();
+                for u in f.units() {
+                    if !s.flags.contains(&u) {
+                        s.flags.push(u);
+                    }
+                }
+                out.push((f.flag.clone(), s));
+            }
+        }
+        out
+    }
+}
+
+/// A flag that would make a binary fit a profile host it doesn't fit as
+/// invoked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FlagFit {
+    /// The flag (its words joined): `-S http`.
+    pub flag: String,
+    /// The command line that runs the binary: `wasmtime run -S http`.
+    pub command: String,
+    /// The host world it then fits.
+    pub world: String,
+}
+
+/// The flags of `profile` with which the binary fits a host it doesn't
+/// fit as invoked: each measured flag alone, and when none suffices, each
+/// pair (a 0.2.12 command that also imports the HTTP client needs `-S http`
+/// and, on older releases, `-S cli-exit-with-code`). Smallest first; a
+/// combination that only repeats a smaller fitting one is left out. Only
+/// what the profile measured is tried.
+pub fn flags_that_fit(
+    profile: &Profile,
+    selection: &Selection,
+    wasm: &crate::component::Wasm,
+) -> Vec<FlagFit> {
+    let singles = profile.with_each_flag(selection);
+    let mut tries: Vec<Selection> = singles.iter().map(|(_, s)| s.clone()).collect();
+    let fits = |tries: &[Selection]| -> Vec<FlagFit> {
+        let mut out: Vec<(usize, FlagFit)> = Vec::new();
+        for variant in tries {
+            let added: Vec<&Vec<String>> = variant
+                .flags
+                .iter()
+                .filter(|u| !selection.flags.contains(u))
+                .collect();
+            if out.iter().any(|(_, f)| {
+                split_flags(&f.flag.split(' ').collect::<Vec<_>>())
+                    .unwrap_or_default()
+                    .iter()
+                    .all(|u| added.contains(&u))
+            }) {
+                continue;
+            }
+            let Ok(host) = profile.host(variant) else {
+                continue;
+            };
+            let verdict = crate::verdict::check(wasm, &host);
+            if !verdict.compatible {
+                continue;
+            }
+            let flag = added
+                .iter()
+                .map(|u| u.join(" "))
+                .collect::<Vec<_>>()
+                .join(" ");
+            let world = verdict.world.unwrap_or_default();
+            let command = host
+                .worlds
+                .iter()
+                .find(|w| w.name == world)
+                .and_then(|w| w.command.clone())
+                .or_else(|| {
+                    // A core module fits no named world: the invocation
+                    // that runs core modules runs it.
+                    profile
+                        .invocations
+                        .iter()
+                        .find(|i| !i.support.core.is_empty())
+                        .map(|i| format!("{} {flag}", i.command.join(" ")))
+                })
+                .unwrap_or_default();
+            out.push((
+                added.len(),
+                FlagFit {
+                    flag,
+                    command,
+                    world,
+                },
+            ));
+        }
+        out.sort_by_key(|(n, _)| *n);
+        out.into_iter().map(|(_, f)| f).collect()
+    };
+    let found = fits(&tries);
+    if !found.is_empty() {
+        return found;
+    }
+    tries.clear();
+    for (i, (_, a)) in singles.iter().enumerate() {
+        for (_, b) in &singles[i + 1..] {
+            let mut s = a.clone();
+            for u in &b.flags {
+                if !s.flags.contains(u) {
+                    s.flags.push(u.clone());
+                }
+            }
+            if !tries.contains(&s) {
+                tries.push(s);
+            }
+        }
+    }
+    fits(&tries)
+}
+
+/// Checks that every name in a support list is a WIT name worldfit can
+/// build: a WASI interface on the 0.2 or 0.3 track.
+fn check_support(s: &Support) -> Result<()> {
+    for n in s.provides.iter().chain(&s.drives) {
+        let name: WitName = n
+            .parse()
+            .with_context(|| format!("`{n}` is not a WIT name"))?;
+        embedded_interface(&name)?;
+    }
+    Ok(())
+}
+
+/// The embedded interface whose items a release of `name` takes.
+fn embedded_interface(name: &WitName) -> Result<InterfaceId> {
+    let (resolve, _) = super::embedded::parsed_builtin();
+    let Some(v) = &name.version else {
+        bail!("`{name}` has no version: a profile names each interface at a release");
+    };
+    let wit_version = match (v.major, v.minor) {
+        (0, 2) => P2_WIT_VERSION,
+        (0, 3) if v.patch == 0 => P3_WIT_VERSION,
+        _ => bail!(
+            "`{name}`: worldfit knows WASI releases 0.2.0 to {P2_WIT_VERSION} and {P3_WIT_VERSION} (with its release candidates)"
+        ),
+    };
+    let wanted = format!("{}@{wit_version}", name.unversioned());
+    resolve
+        .interfaces
+        .iter()
+        .find(|(id, _)| resolve.id_of(*id).as_deref() == Some(wanted.as_str()))
+        .map(|(id, _)| id)
+        .with_context(|| format!("`{name}` is not a WASI interface worldfit knows"))
+}
+
+/// A copy of the embedded interface holding only the items of the release
+/// `name` names, shared by every world that provides it.
+fn release_copy(
+    resolve: &mut Resolve,
+    copies: &mut HashMap<String, InterfaceId>,
+    name: &WitName,
+) -> Result<InterfaceId> {
+    let key = name.to_string();
+    if let Some(id) = copies.get(&key) {
+        return Ok(*id);
+    }
+    let original = embedded_interface(name)?;
+    let version = name.version.clone().expect("checked by embedded_interface");
+    let mut copy = resolve.interfaces[original].clone();
+    copy.functions
+        .retain(|_, f| in_release(&f.stability, &version));
+    let id = resolve.interfaces.alloc(copy);
+    copies.insert(key, id);
+    Ok(id)
+}
+
+/// How a profile is invoked: `wasmtime@49 run -S http` is the `run`
+/// invocation with the flag `-S http`; no invocation means all of them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Selection {
+    /// The invocation's name, if one was given.
+    pub invocation: Option<String>,
+    /// Flags, each as its words.
+    pub flags: Vec<Vec<String>>,
+}
+
+/// A host as the user names it: `NAME[@VERSION] [INVOCATION] [FLAGS...]`,
+/// e.g. `wasmtime@49 run -S http`, `wasmtime@*`, `wasmtime`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostSpec {
+    /// The runtime's name.
+    pub name: String,
+    /// The version asked for: `None` (the newest), a prefix (`49`,
+    /// `49.0`), or `*` (every release in the catalog).
+    pub version: Option<String>,
+    /// The invocation and flags.
+    pub selection: Selection,
+}
+
+impl std::str::FromStr for HostSpec {
+    type Err = anyhow::Error;
+
+    /// Words are split on spaces; a flag word starting with `-` takes the
+    /// next word as its value unless it holds a `=` or the next word is
+    /// itself a flag (`-S http`, `-Shttp`, `--wasi=http`).
+    fn from_str(s: &str) -> Result<HostSpec> {
+        let mut words = s.split_whitespace();
+        let first = words.next().context("empty host name")?;
+        let (name, version) = match first.split_once('@') {
+            Some((n, v)) => (n, Some(v.to_string())),
+            None => (first, None),
+        };
+        if name.is_empty() || version.as_deref() == Some("") {
+            bail!("host `{s}`: expected NAME[@VERSION], e.g. `wasmtime@49`");
+        }
+        let rest: Vec<&str> = words.collect();
+        let mut selection = Selection::default();
+        let mut start = 0;
+        if let Some(w) = rest.first()
+            && !w.starts_with('-')
+        {
+            selection.invocation = Some(w.to_string());
+            start = 1;
+        }
+        selection.flags = split_flags(&rest[start..]).map_err(|e| {
+            anyhow::anyhow!("host `{s}`: {e} (the invocation, if any, comes first)")
+        })?;
+        Ok(HostSpec {
+            name: name.to_string(),
+            version,
+            selection,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_specs_parse_into_name_version_invocation_and_flags() {
+        let s: HostSpec = "wasmtime@49 run -S http -W component-model-map=y"
+            .parse()
+            .unwrap();
+        assert_eq!(s.name, "wasmtime");
+        assert_eq!(s.version.as_deref(), Some("49"));
+        assert_eq!(s.selection.invocation.as_deref(), Some("run"));
+        assert_eq!(
+            s.selection.flags,
+            vec![
+                vec!["-S".to_string(), "http".into()],
+                vec!["-W".into(), "component-model-map=y".into()]
+            ]
+        );
+        let s: HostSpec = "wasmtime@* -S http".parse().unwrap();
+        assert_eq!(s.version.as_deref(), Some("*"));
+        assert_eq!(s.selection.invocation, None);
+        assert!("wasmtime@ run".parse::<HostSpec>().is_err());
+        assert!("wasmtime run serve".parse::<HostSpec>().is_err());
+    }
+
+    #[test]
+    fn releases_keep_only_their_items() {
+        let p = Profile {
+            worldfit_host_profile: FORMAT,
+            name: "t".into(),
+            version: "1".into(),
+            source: None,
+            invocations: vec![Invocation {
+                name: "run".into(),
+                command: vec!["t".into()],
+                support: Support {
+                    drives: vec!["wasi:cli/run@0.2.12".into()],
+                    provides: vec!["wasi:cli/exit@0.2.11".into()],
+                    ..Default::default()
+                },
+                flags: vec![Flag {
+                    flag: vec!["-S".into(), "x".into()],
+                    adds: Support {
+                        provides: vec!["wasi:cli/exit@0.2.12".into()],
+                        ..Default::default()
+                    },
+                }],
+            }],
+        };
+        p.validate().unwrap();
+        let exit_functions = |h: &Host| {
+            let w = &h.worlds[0];
+            let (_, key) = &w.provides[0];
+            let WorldItem::Interface { id, .. } = &h.resolve.worlds[w.id].imports[key] else {
+                panic!()
+            };
+            h.resolve.interfaces[*id]
+                .functions
+                .keys()
+                .cloned()
+                .collect::<Vec<_>>()
+        };
+        let plain = p.host(&Selection::default()).unwrap();
+        assert_eq!(exit_functions(&plain), ["exit"]);
+        let flagged = p
+            .host(&Selection {
+                invocation: None,
+                flags: vec![vec!["-S".into(), "x".into()]],
+            })
+            .unwrap();
+        assert_eq!(exit_functions(&flagged), ["exit", "exit-with-code"]);
+        assert!(
+            p.host(&Selection {
+                invocation: None,
+                flags: vec![vec!["-S".into(), "y".into()]]
+            })
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn bad_profiles_say_what_is_wrong() {
+        let err = |t: &str| format!("{:#}", Profile::parse(t).unwrap_err());
+        assert!(err("{").contains("EOF"));
+        assert!(
+            err(r#"{"worldfit-host-profile":2,"name":"a","version":"1","invocations":[]}"#)
+                .contains("format version 2")
+        );
+        assert!(err(r#"{"worldfit-host-profile":1,"name":"a","version":"1","invocations":[{"name":"run","command":[],"provides":["wasi:cli/nope@0.2.0"]}]}"#).contains("wasi:cli/nope@0.2.0"));
+        assert!(err(r#"{"worldfit-host-profile":1,"name":"a","version":"1","invocations":[{"name":"run","command":[],"provides":["wasi:cli/exit@0.4.0"]}]}"#).contains("0.4.0"));
+        assert!(
+            err(r#"{"worldfit-host-profile":1,"name":"a","version":"1","invocations":[],"x":1}"#)
+                .contains("unknown field")
+        );
+    }
+}

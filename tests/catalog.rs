@@ -1,0 +1,237 @@
+//! The catalog against the real wasmtime CLIs (installed from PyPI by
+//! `scripts/wasmtime-clis`, which `scripts/test` runs first): every release
+//! probed again must give exactly the shipped profile, and for every
+//! fixture, release and invocation, worldfit's verdict must agree with what
+//! the real binary does with it.
+
+mod common;
+
+use common::{Synth, fixture, root, wat_module};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use worldfit::host::catalog;
+use worldfit::host::profile::Selection;
+
+/// Where the real CLIs are: `$WORLDFIT_WASMTIME_CLIS/<major>/wasmtime`.
+fn clis_dir() -> PathBuf {
+    std::env::var_os("WORLDFIT_WASMTIME_CLIS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target/wasmtime-clis"))
+}
+
+/// The real binary of a catalog release; a missing one fails the test with
+/// the command that installs it (no test skips itself).
+fn cli(major: &str) -> PathBuf {
+    let bin = clis_dir().join(major).join("wasmtime");
+    assert!(
+        bin.exists(),
+        "{} is missing: run scripts/wasmtime-clis (scripts/test does)",
+        bin.display()
+    );
+    bin
+}
+
+fn major(version: &str) -> &str {
+    version.split('.').next().unwrap()
+}
+
+#[test]
+fn every_catalog_profile_matches_a_fresh_probe_of_its_release() {
+    let out = tempfile::tempdir().unwrap();
+    let status = Command::new(root().join("scripts/probe-catalog"))
+        .args([OsStrs::s("--out"), out.path().as_os_str()])
+        .env("WORLDFIT_BIN", env!("CARGO_BIN_EXE_worldfit"))
+        .env("WORLDFIT_WASMTIME_CLIS", clis_dir())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut drift = Vec::new();
+    for p in catalog::profiles() {
+        let file = format!("wasmtime-{}.json", major(&p.version));
+        let fresh = std::fs::read_to_string(out.path().join(&file)).unwrap();
+        let shipped = std::fs::read_to_string(root().join("hosts").join(&file)).unwrap();
+        if fresh != shipped {
+            drift.push(file);
+        }
+    }
+    assert!(
+        drift.is_empty(),
+        "the catalog drifted from the binaries: {drift:?} (scripts/probe-catalog rewrites hosts/)"
+    );
+}
+
+/// A tiny helper so `Command::args` takes a mix of `&str` and paths.
+struct OsStrs;
+impl OsStrs {
+    fn s(s: &str) -> &std::ffi::OsStr {
+        std::ffi::OsStr::new(s)
+    }
+}
+
+/// Every fixture that links or doesn't without running long: the Rust
+/// fixtures, the wasip1 modules, preview 0, a reactor, and every synthesized
+/// case (their dummy bodies trap when run, after linking).
+fn fixtures(dir: &Path) -> Vec<(String, PathBuf)> {
+    let mut out = vec![
+        ("hello-cli".to_string(), fixture("hello-cli.wasm")),
+        ("http-handler".to_string(), fixture("http-handler.wasm")),
+    ];
+    for wat in [
+        "wasip1-hello.wat",
+        "wasip1-bad.wat",
+        "wasip0-hello.wat",
+        "wasip1-reactor.wat",
+        "sandbox/trap-in-start.wat",
+        "sandbox/wasip1-writes.wat",
+    ] {
+        let name = wat.trim_end_matches(".wat").replace('/', "-");
+        let path = dir.join(format!("{name}.wasm"));
+        std::fs::write(&path, wat_module(wat)).unwrap();
+        out.push((name, path));
+    }
+    let synth = Synth::new();
+    for case in common::SYNTH_CASES {
+        let path = dir.join(format!("{case}.wasm"));
+        std::fs::write(&path, synth.component(case)).unwrap();
+        out.push((case.to_string(), path));
+    }
+    let mut resolve = wit_parser::Resolve::default();
+    let (pkg, _) = resolve
+        .push_path(fixture("cases/p3-http-service-prerelease"))
+        .unwrap();
+    let world = resolve.select_world(&[pkg], Some("serviceonly")).unwrap();
+    let path = dir.join("p3-http-service-prerelease.wasm");
+    std::fs::write(&path, common::component_for(&resolve, world)).unwrap();
+    out.push(("p3-http-service-prerelease".into(), path));
+    out
+}
+
+/// What the real CLI did with a binary: linked (it ran, exited, trapped in
+/// the dummy's body, or kept serving) or refused to link or compile it.
+fn real_links(bin: &Path, invocation: &str, flags: &[&str], file: &Path) -> (bool, String) {
+    let mut cmd = Command::new(bin);
+    cmd.arg(invocation).args(flags);
+    if invocation == "serve" {
+        cmd.args(["--addr", "127.0.0.1:0"]);
+    }
+    let mut child = cmd
+        .arg(file)
+        .env_remove("RUST_BACKTRACE")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The reader reports each line as it comes: `wasmtime serve` says
+    // `Serving HTTP on ...` once it has linked, and stays up.
+    let stderr = child.stderr.take().unwrap();
+    let (lines, seen) = std::sync::mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)) {
+            let Ok(line) = line else { break };
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let start = Instant::now();
+    let mut said = String::new();
+    let status = loop {
+        while let Ok(line) = seen.try_recv() {
+            said.push_str(&line);
+            said.push('\n');
+        }
+        if said.contains("Serving HTTP on") {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            let _ = reader.join();
+            while let Ok(line) = seen.try_recv() {
+                said.push_str(&line);
+                said.push('\n');
+            }
+            break Some(status);
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{} {invocation} {flags:?} {}: neither exited nor served within 30 s",
+            bin.display(),
+            file.display()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    let linked = match status {
+        None => true,
+        Some(s) if s.success() => true,
+        // It linked and ran into a trap (a dummy body, a trapping start).
+        Some(_) => said.contains("wasm trap") || said.contains("wasm backtrace"),
+    };
+    let first = said
+        .lines()
+        .find(|l| {
+            l.contains("matching implementation") || l.contains("wrong type") || l.contains("rror")
+        })
+        .unwrap_or("")
+        .trim()
+        .to_string();
+    (linked, first)
+}
+
+#[test]
+fn verdicts_agree_with_every_real_cli_fixture_by_fixture() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixtures = fixtures(dir.path());
+    let variants: [(&str, &[&str]); 4] = [
+        ("run", &[]),
+        ("run", &["-S", "http"]),
+        ("serve", &[]),
+        ("serve", &["-S", "cli"]),
+    ];
+    let mut table = vec![format!("{:<28}", "fixture")];
+    let mut disagreements = Vec::new();
+    let profiles = catalog::profiles();
+    for p in profiles {
+        table[0].push_str(&format!(" {:>5}", major(&p.version)));
+    }
+    for (name, path) in &fixtures {
+        let wasm = worldfit::decode(&std::fs::read(path).unwrap()).unwrap();
+        let mut row = format!("{name:<28}");
+        for p in profiles {
+            let bin = cli(major(&p.version));
+            let mut cell = String::new();
+            for (invocation, flags) in variants {
+                let selection = Selection {
+                    invocation: Some(invocation.into()),
+                    flags: if flags.is_empty() {
+                        vec![]
+                    } else {
+                        vec![flags.iter().map(|s| s.to_string()).collect()]
+                    },
+                };
+                let host = p.host(&selection).unwrap();
+                let says = worldfit::check(&wasm, &host).compatible;
+                let (does, why) = real_links(&bin, invocation, flags, path);
+                cell.push(if says { 'y' } else { '.' });
+                if says != does {
+                    disagreements.push(format!(
+                        "{name} on wasmtime {} {invocation} {}: worldfit says {}, the CLI {} ({why})",
+                        p.version,
+                        flags.join(" "),
+                        if says { "runs" } else { "doesn't" },
+                        if does { "linked it" } else { "refused it" }
+                    ));
+                }
+            }
+            row.push_str(&format!(" {cell:>5}"));
+        }
+        table.push(row);
+    }
+    println!("agreement (run, run -S http, serve, serve -S cli; y = runs):");
+    for line in &table {
+        println!("{line}");
+    }
+    assert!(disagreements.is_empty(), "{}", disagreements.join("\n"));
+}
