@@ -16,12 +16,17 @@ use std::path::Path;
 struct CheckJson {
     file: String,
     host: String,
+    /// `embedded`, `profile` or `wit`.
+    host_kind: String,
     compatible: bool,
     world: Option<String>,
     closest: Option<String>,
     confirmed: bool,
     level: String,
     problems: Vec<ProblemJson>,
+    /// The flags with which a runtime's profile would run it (empty for
+    /// the embedded and WIT hosts).
+    runs_with: Vec<serde_json::Value>,
     /// Present (and non-null) only when instantiation was attempted; absent
     /// when worldfit is built without the `wasmtime` feature.
     #[serde(default)]
@@ -101,6 +106,8 @@ struct HostJson {
     builtin: bool,
     os: Vec<String>,
     wasip1: bool,
+    core: Vec<String>,
+    engine: Vec<String>,
     worlds: Vec<HostWorldJson>,
     features: Vec<String>,
 }
@@ -139,8 +146,10 @@ fn check_exit_codes_and_json() {
     );
     assert_eq!(
         (j.host.as_str(), j.level.as_str(), j.closest),
-        ("wasmtime", "types", None)
+        ("embedded-wasmtime@48", "types", None)
     );
+    assert_eq!(j.host_kind, "embedded");
+    assert!(j.runs_with.is_empty());
     assert!(j.file.ends_with("hello-cli.wasm"));
 
     let synth = Synth::new();
@@ -369,7 +378,8 @@ fn host_json_and_containerd() {
     assert_eq!(out.status.code(), Some(0));
     let j: HostJson = serde_json::from_str(&stdout(&out)).unwrap();
     assert!(j.builtin && j.wasip1);
-    assert_eq!(j.name, "wasmtime");
+    assert_eq!(j.name, "embedded-wasmtime@48");
+    assert_eq!(j.core, ["preview1"]);
     assert_eq!(j.os, ["wasip1", "wasip2", "wasip3"]);
     let names: Vec<&str> = j.worlds.iter().map(|w| w.name.as_str()).collect();
     assert_eq!(

@@ -45,3 +45,26 @@ fn readme_timeout_example_matches() {
         "README.md should show this output:\n{text}"
     );
 }
+
+/// The catalog-host example in README.md and docs/HOSTS.md: the
+/// `command-imports-http-client` case on `wasmtime@49`, and across releases.
+#[test]
+fn readme_runtime_host_example_matches() {
+    let synth = common::Synth::new();
+    let file = synth.component_file("cli-http-client");
+    let run = |host: &str| {
+        let out = common::worldfit(&["check", file.to_str().unwrap(), "--host", host]);
+        assert_eq!(out.status.code(), Some(1));
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .replace(file.to_str().unwrap(), "comp.wasm")
+    };
+    let one = run("wasmtime@49");
+    let across = run("wasmtime@*");
+    let last = across.lines().last().unwrap();
+    for doc in ["README.md", "docs/HOSTS.md"] {
+        let text = std::fs::read_to_string(common::root().join(doc)).unwrap();
+        assert!(text.contains(&one), "{doc} should show this output:\n{one}");
+        assert!(text.contains(last), "{doc} should show this line:\n{last}");
+    }
+}

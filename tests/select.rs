@@ -143,7 +143,7 @@ fn ranks_newest_wasi_first_and_explains_every_entry() {
         "{:?}",
         j.entries[3]
     );
-    assert_eq!(j.host, "wasmtime");
+    assert_eq!(j.host, "embedded-wasmtime@48");
     assert_eq!(j.source, source);
 
     // --prefer moves an older WASI first; --no-confirm stops at the features.

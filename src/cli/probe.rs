@@ -67,18 +67,27 @@ pub fn run(req: Request) -> Result<u8> {
         command.extend(words.iter().cloned());
         match measure(&command, &req, &command.join(" ")) {
             Ok(with) => {
-                let adds = Support::from_probed(&with).minus(&Support::from_probed(&base));
-                eprintln!(
-                    "  {flag}: {} ({} probes)",
-                    if adds.is_empty() {
-                        "adds nothing".to_string()
-                    } else {
-                        describe(&adds)
-                    },
-                    with.probes
-                );
+                let probes = with.probes;
+                let (with, base) = (Support::from_probed(&with), Support::from_probed(&base));
+                let adds = with.minus(&base);
+                let removes = base.minus(&with);
+                let mut said = Vec::new();
                 if !adds.is_empty() {
-                    flags.push(Flag { flag: words, adds });
+                    said.push(describe(&adds));
+                }
+                if !removes.is_empty() {
+                    said.push(format!("takes away: {}", describe(&removes)));
+                }
+                if said.is_empty() {
+                    said.push("changes nothing".into());
+                }
+                eprintln!("  {flag}: {} ({probes} probes)", said.join("; "));
+                if !adds.is_empty() || !removes.is_empty() {
+                    flags.push(Flag {
+                        flag: words,
+                        adds,
+                        removes,
+                    });
                 }
             }
             // A flag this release doesn't know is a fact about it, not an
@@ -190,7 +199,7 @@ fn without_redundant(flags: Vec<Flag>) -> Vec<Flag> {
                 covered.engine.extend(g.adds.engine.iter().cloned());
                 covered.core.extend(g.adds.core.iter().cloned());
             }
-            !f.adds.minus(&covered).is_empty()
+            !f.adds.minus(&covered).is_empty() || !f.removes.is_empty()
         })
         .collect();
     flags

@@ -86,6 +86,9 @@ pub struct Flag {
     /// What it adds to the invocation's defaults.
     #[serde(flatten)]
     pub adds: Support,
+    /// What it takes away (`wasmtime run -S http` refuses core modules).
+    #[serde(default, skip_serializing_if = "Support::is_empty")]
+    pub removes: Support,
 }
 
 impl Flag {
@@ -254,6 +257,7 @@ impl Profile {
                     bail!("invocation `{}` has a flag with no words", inv.name);
                 }
                 check_support(&f.adds)
+                    .and_then(|()| check_support(&f.removes))
                     .with_context(|| format!("invocation `{}` flag `{}`", inv.name, f.text()))?;
             }
         }
@@ -318,7 +322,7 @@ impl Profile {
             let mut support = inv.support.clone();
             for f in &inv.flags {
                 if f.applies(selection) {
-                    support = support.merged(&f.adds);
+                    support = support.merged(&f.adds).minus(&f.removes);
                 }
             }
             // Interfaces of plain types can't be probed; they come with
@@ -708,6 +712,7 @@ mod tests {
                         provides: vec!["wasi:cli/exit@0.2.12".into()],
                         ..Default::default()
                     },
+                    removes: Default::default(),
                 }],
             }],
         };
