@@ -101,14 +101,14 @@ fn fixtures(dir: &Path) -> Vec<(String, PathBuf)> {
         std::fs::write(&path, synth.component(case)).unwrap();
         out.push((case.to_string(), path));
     }
-    let mut resolve = wit_parser::Resolve::default();
-    let (pkg, _) = resolve
-        .push_path(fixture("cases/p3-http-service-prerelease"))
-        .unwrap();
-    let world = resolve.select_world(&[pkg], Some("serviceonly")).unwrap();
-    let path = dir.join("p3-http-service-prerelease.wasm");
-    std::fs::write(&path, common::component_for(&resolve, world)).unwrap();
-    out.push(("p3-http-service-prerelease".into(), path));
+    for (case, world) in [
+        ("p3-http-service-prerelease", "serviceonly"),
+        ("js-echo-cli-imports", "root"),
+    ] {
+        let path = dir.join(format!("{case}.wasm"));
+        std::fs::write(&path, common::case_component(case, world)).unwrap();
+        out.push((case.into(), path));
+    }
     out
 }
 

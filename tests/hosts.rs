@@ -98,6 +98,37 @@ fn a_command_importing_the_http_client_needs_dash_s_http_and_says_so() {
     );
 }
 
+/// The JavaScript case: a componentize-js command imports the HTTP client
+/// (`wasi:http@0.2.10`), so `wasmtime run` of every release refuses it until
+/// given `-S http`; the embedded linker has HTTP and runs it.
+#[test]
+fn a_javascript_command_needs_dash_s_http_on_every_release() {
+    let dir = tempfile::tempdir().unwrap();
+    let comp = write(
+        dir.path(),
+        "js.wasm",
+        &common::case_component("js-echo-cli-imports", "root"),
+    );
+    let out = check(&comp, "wasmtime@49");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("missing-interface  wasi:http/types@0.2.10"),
+        "{}",
+        text(&out)
+    );
+    let out = check(&comp, "wasmtime@*");
+    assert_eq!(
+        text(&out).lines().last().unwrap(),
+        "runs on every wasmtime release in the catalog (36.0.9 to 49.0.3) with `wasmtime run -S http`"
+    );
+    let out = worldfit_os(&[
+        OsStr::new("check"),
+        comp.as_os_str(),
+        OsStr::new("--no-confirm"),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}
+
 /// A plain WASI 0.2.12 command fails on 36–45 (`exit-with-code` was
 /// unstable there) and runs from 46.
 #[test]
@@ -424,4 +455,37 @@ fn probing_a_linker_through_the_library_gives_the_embedded_profile() {
     provided.sort();
     assert_eq!(provided, expected);
     assert!(probed.engine.contains(&"component-model-async".to_string()));
+}
+
+/// `select` picks for a catalog host as invoked: a command image runs on
+/// `wasmtime run`, not on `wasmtime serve`.
+#[cfg(feature = "registry")]
+#[test]
+fn select_judges_for_a_catalog_host_as_invoked() {
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("oci");
+    let out = worldfit_os(&[
+        OsStr::new("tag"),
+        fixture("hello-cli.wasm").as_os_str(),
+        OsStr::new("--layout"),
+        layout.as_os_str(),
+        OsStr::new("--tag"),
+        OsStr::new("1.0"),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", err(&out));
+    let source = format!("{}:1.0", layout.display());
+    let out = worldfit(&["select", &source, "--host", "wasmtime@49"]);
+    assert_eq!(out.status.code(), Some(0), "{}", err(&out));
+    assert!(
+        text(&out).contains("for host `wasmtime@49.0.3` (confirmed: types checked)"),
+        "{}",
+        text(&out)
+    );
+    let out = worldfit(&["select", &source, "--host", "wasmtime@49 serve"]);
+    assert_eq!(out.status.code(), Some(1), "{}", err(&out));
+    assert!(
+        text(&out).contains("runs on host `wasmtime@49.0.3 serve`"),
+        "{}",
+        text(&out)
+    );
 }

@@ -71,8 +71,7 @@ pub fn find(spec: &HostSpec) -> Result<Vec<&'static Profile>> {
         Some("*") => same_name,
         Some(v) => same_name
             .into_iter()
-            .filter(|p| version_matches(&p.version, v))
-            .next_back()
+            .rfind(|p| version_matches(&p.version, v))
             .into_iter()
             .collect(),
         None => same_name.last().copied().into_iter().collect(),

@@ -144,7 +144,7 @@ impl CommandLinker {
         })
         .collect();
         let start = Instant::now();
-        let outcome = loop {
+        loop {
             match child.try_wait() {
                 Ok(Some(status)) => {
                     for r in readers {
@@ -178,8 +178,7 @@ impl CommandLinker {
                 ));
             }
             std::thread::sleep(Duration::from_millis(5));
-        };
-        outcome
+        }
     }
 }
 

@@ -35,7 +35,6 @@ const BUILTIN_WIT: &[(&str, &str)] = &[
 ];
 
 /// The embedded WIT files of the built-in profile: (file name, text).
-#[cfg(feature = "wasmtime")]
 pub(crate) fn builtin_wit() -> &'static [(&'static str, &'static str)] {
     BUILTIN_WIT
 }

@@ -150,6 +150,17 @@ pub fn component_for(resolve: &Resolve, world: WorldId) -> Vec<u8> {
         .unwrap_or_else(|e| panic!("encoding world `{}`: {e:?}", w.name))
 }
 
+/// Builds a component for the root world of a WIT directory under
+/// `fixtures/cases/` (a real case's imports and exports).
+pub fn case_component(dir: &str, world: &str) -> Vec<u8> {
+    let mut resolve = Resolve::default();
+    let (pkg, _) = resolve
+        .push_path(fixture(&format!("cases/{dir}")))
+        .unwrap_or_else(|e| panic!("fixtures/cases/{dir}: {e:#}"));
+    let world = resolve.select_world(&[pkg], Some(world)).unwrap();
+    component_for(&resolve, world)
+}
+
 /// Builds a core module from a WAT fixture.
 pub fn wat_module(name: &str) -> Vec<u8> {
     wat::parse_file(fixture(name)).unwrap()
