@@ -380,7 +380,10 @@ fn host_json_and_containerd() {
     assert!(j.builtin && j.wasip1);
     assert_eq!(j.name, "embedded-wasmtime@48");
     assert_eq!(j.core, ["preview1"]);
-    assert!(j.engine.is_empty(), "the embedded engine's features are not measured yet");
+    assert!(
+        j.engine.is_empty(),
+        "the embedded engine's features are not measured yet"
+    );
     assert_eq!(j.os, ["wasip1", "wasip2", "wasip3"]);
     let names: Vec<&str> = j.worlds.iter().map(|w| w.name.as_str()).collect();
     assert_eq!(

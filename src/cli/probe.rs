@@ -5,7 +5,7 @@ use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use worldfit::host::command::CommandLinker;
-use worldfit::host::probe::{Probed, probe};
+use worldfit::host::probe::{COMPONENT_MODEL_ASYNC, Probed, probe};
 use worldfit::host::profile::{FORMAT, Flag, Invocation, Profile, Support};
 
 /// What `host --probe` was asked.
@@ -60,6 +60,7 @@ pub fn run(req: Request) -> Result<u8> {
     let shown = req.command.join(" ");
 
     let base = measure(&req.command, &req, &shown)?;
+    let mut all_probes = base.probes;
     let mut flags = Vec::new();
     for flag in &req.flags {
         let words: Vec<String> = flag.split_whitespace().map(String::from).collect();
@@ -68,9 +69,16 @@ pub fn run(req: Request) -> Result<u8> {
         match measure(&command, &req, &command.join(" ")) {
             Ok(with) => {
                 let probes = with.probes;
+                all_probes += probes;
                 let (with, base) = (Support::from_probed(&with), Support::from_probed(&base));
                 let adds = with.minus(&base);
-                let removes = base.minus(&with);
+                let mut removes = base.minus(&with);
+                if with.core.is_empty() {
+                    // Core features are probed with core modules: a flag
+                    // that refuses core modules (`wasmtime run -S http`)
+                    // says nothing about them.
+                    removes.engine.retain(|e| e == COMPONENT_MODEL_ASYNC);
+                }
                 let mut said = Vec::new();
                 if !adds.is_empty() {
                     said.push(describe(&adds));
@@ -113,10 +121,14 @@ pub fn run(req: Request) -> Result<u8> {
         flags,
     };
     let took = started.elapsed();
+    let counted = if req.flags.is_empty() {
+        format!("{} probes", base.probes)
+    } else {
+        format!("{} probes, {all_probes} with the flags", base.probes)
+    };
     println!(
-        "{name}@{release} {invocation}: {} ({} probes, {:.1} s)",
+        "{name}@{release} {invocation}: {} ({counted}, {:.1} s)",
         describe(&inv.support),
-        base.probes,
         took.as_secs_f64()
     );
     if let Some(path) = &req.output {
@@ -193,13 +205,24 @@ fn without_redundant(flags: Vec<Flag>) -> Vec<Flag> {
                 return true;
             }
             let mut covered = Support::default();
+            let mut covered_removes = Support::default();
             for g in parts {
                 covered.drives.extend(g.adds.drives.iter().cloned());
                 covered.provides.extend(g.adds.provides.iter().cloned());
                 covered.engine.extend(g.adds.engine.iter().cloned());
                 covered.core.extend(g.adds.core.iter().cloned());
+                covered_removes
+                    .drives
+                    .extend(g.removes.drives.iter().cloned());
+                covered_removes
+                    .provides
+                    .extend(g.removes.provides.iter().cloned());
+                covered_removes
+                    .engine
+                    .extend(g.removes.engine.iter().cloned());
+                covered_removes.core.extend(g.removes.core.iter().cloned());
             }
-            !f.adds.minus(&covered).is_empty() || !f.removes.is_empty()
+            !f.adds.minus(&covered).is_empty() || !f.removes.minus(&covered_removes).is_empty()
         })
         .collect();
     flags

@@ -120,6 +120,15 @@ pub fn split_flags(words: &[&str]) -> Result<Vec<Vec<String>>> {
         if !w.starts_with('-') {
             bail!("`{w}` is not a flag (flags start with `-`)");
         }
+        // `-Shttp` is `-S http`, as the runtime's own parser reads it.
+        if let Some(short) = ["-S", "-W"]
+            .iter()
+            .find(|s| w.len() > 2 && w.starts_with(**s))
+        {
+            out.push(vec![short.to_string(), w[2..].to_string()]);
+            i += 1;
+            continue;
+        }
         let takes_value = !w.contains('=')
             && (w == "-S" || w == "-W" || w.starts_with("--"))
             && words.get(i + 1).is_some_and(|n| !n.starts_with('-'));
@@ -683,6 +692,11 @@ mod tests {
                 vec!["-S".to_string(), "http".into()],
                 vec!["-W".into(), "component-model-map=y".into()]
             ]
+        );
+        let s: HostSpec = "wasmtime@49 -Shttp".parse().unwrap();
+        assert_eq!(
+            s.selection.flags,
+            vec![vec!["-S".to_string(), "http".into()]]
         );
         let s: HostSpec = "wasmtime@* -S http".parse().unwrap();
         assert_eq!(s.version.as_deref(), Some("*"));
