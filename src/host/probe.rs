@@ -116,6 +116,30 @@ fn component(question: String, p: &ComponentProbe) -> Result<Probe> {
     })
 }
 
+/// A probe asking whether the runtime provides `interfaces` (each at its
+/// release), exporting `vehicle`.
+fn provides_probe(vehicle: &WitName, interfaces: Vec<WitName>) -> Result<Probe> {
+    let first = &interfaces[0];
+    let question = if interfaces.len() == 1 {
+        format!("provides {first}")
+    } else {
+        let v = first
+            .version
+            .as_ref()
+            .map(ToString::to_string)
+            .unwrap_or_default();
+        format!("provides {}:{}@{v}", first.namespace, first.package)
+    };
+    component(
+        question,
+        &ComponentProbe {
+            export: vehicle.clone(),
+            imports: interfaces,
+            async_builtin: false,
+        },
+    )
+}
+
 /// Measures a runtime through `link`, which links (and for a command runs)
 /// one probe and says what happened. `parallel` probes are in flight at once
 /// (1 for a linker that isn't thread-safe, or a server on a fixed port).
@@ -296,15 +320,7 @@ where
     // each release a runtime lacks).
     let canary_probes = p3_versions
         .iter()
-        .map(|v| {
-            let n = name(&format!("{P3_CANARY}@{v}"));
-            let p = ComponentProbe {
-                export: vehicle.clone(),
-                imports: vec![n.clone()],
-                async_builtin: false,
-            };
-            component(format!("provides {n}"), &p)
-        })
+        .map(|v| provides_probe(vehicle, vec![name(&format!("{P3_CANARY}@{v}"))]))
         .collect::<Result<Vec<_>>>()?;
     let canaries = batch(link, parallel, &canary_probes, count);
     let p3_versions: Vec<Version> = p3_versions
@@ -318,27 +334,7 @@ where
 
     let probes = groups
         .iter()
-        .map(|g| {
-            let p = ComponentProbe {
-                export: vehicle.clone(),
-                imports: g.interfaces.clone(),
-                async_builtin: false,
-            };
-            let first = &g.interfaces[0];
-            component(
-                format!(
-                    "provides {}:{}@{}",
-                    first.namespace,
-                    first.package,
-                    first
-                        .version
-                        .as_ref()
-                        .map(ToString::to_string)
-                        .unwrap_or_default()
-                ),
-                &p,
-            )
-        })
+        .map(|g| provides_probe(vehicle, g.interfaces.clone()))
         .collect::<Result<Vec<_>>>()?;
     let outcomes = batch(link, parallel, &probes, count);
 
@@ -378,13 +374,7 @@ where
         let probes = asks
             .iter()
             .map(|(i, v)| {
-                let n = singles[*i].0.with_version(Some(v.clone()));
-                let p = ComponentProbe {
-                    export: vehicle.clone(),
-                    imports: vec![n.clone()],
-                    async_builtin: false,
-                };
-                component(format!("provides {n}"), &p)
+                provides_probe(vehicle, vec![singles[*i].0.with_version(Some(v.clone()))])
             })
             .collect::<Result<Vec<_>>>()?;
         let outcomes = batch(link, parallel, &probes, count);
