@@ -174,12 +174,33 @@ impl<'a> WorldCheck<'a> {
         &self.host.resolve.worlds[self.world.id].imports[key]
     }
 
+    /// The host's interface behind a key: an interface key names it
+    /// directly (a runtime profile's worlds hold nothing else); a named
+    /// item is looked up in the world.
+    fn host_interface(&self, key: &WorldKey, exported: bool) -> Option<InterfaceId> {
+        match key {
+            WorldKey::Interface(id) => Some(*id),
+            WorldKey::Name(_) => {
+                let world = &self.host.resolve.worlds[self.world.id];
+                let items = if exported {
+                    &world.exports
+                } else {
+                    &world.imports
+                };
+                match items.get(key)? {
+                    WorldItem::Interface { id, .. } => Some(*id),
+                    _ => None,
+                }
+            }
+        }
+    }
+
     fn check_import(&self, name: &ItemName, item: &WorldItem, problems: &mut Vec<Problem>) {
         match (name, item) {
             (ItemName::Interface(wanted), WorldItem::Interface { id, .. }) => {
                 match find_provider(wanted, &self.world.provides, &self.world.name) {
                     Ok((have_name, key)) => {
-                        if let WorldItem::Interface { id: have, .. } = self.host_item(key) {
+                        if let Some(have) = self.host_interface(key, false) {
                             let cmp = Comparer {
                                 want: Side(&self.c.resolve),
                                 have: Side(&self.host.resolve),
@@ -187,7 +208,7 @@ impl<'a> WorldCheck<'a> {
                             compare_interfaces(
                                 &cmp,
                                 (*id, &name.to_string()),
-                                (*have, &have_name.to_string()),
+                                (have, &have_name.to_string()),
                                 Direction::Import,
                                 problems,
                             );
@@ -265,7 +286,6 @@ impl<'a> WorldCheck<'a> {
 
     fn check_entry_points(&self, problems: &mut Vec<Problem>) {
         let exports: Vec<(ItemName, &WorldItem)> = self.c.exports().collect();
-        let host_world = &self.host.resolve.worlds[self.world.id];
         for (driven, key) in &self.world.drives {
             let ItemName::Interface(driven_name) = driven else {
                 continue;
@@ -324,7 +344,7 @@ impl<'a> WorldCheck<'a> {
                 });
                 continue;
             };
-            if let WorldItem::Interface { id: host_id, .. } = &host_world.exports[key] {
+            if let Some(host_id) = self.host_interface(key, true) {
                 // The host calls into the export: the host's expectations are
                 // what the component's export must meet.
                 let cmp = Comparer {
@@ -333,7 +353,7 @@ impl<'a> WorldCheck<'a> {
                 };
                 compare_interfaces(
                     &cmp,
-                    (*host_id, &driven_name.to_string()),
+                    (host_id, &driven_name.to_string()),
                     (*export_id, &export_name.to_string()),
                     Direction::Export,
                     problems,

@@ -2,6 +2,7 @@
 //! implements plus worldfit's own host worlds, embedded in the binary and
 //! parsed once per process.
 
+use std::sync::Arc;
 use wit_parser::{PackageId, Resolve};
 
 /// One embedded WIT file: its name, and its text from `OUT_DIR`.
@@ -51,13 +52,23 @@ pub const BUILTIN_WORLDS: &[&str] = &[
 /// worldfit's own host worlds. Returns the resolve and the root package.
 pub fn builtin_resolve() -> (Resolve, PackageId) {
     // A clone is much cheaper than a parse.
-    parsed_builtin().clone()
+    let (resolve, root) = parsed_builtin();
+    ((**resolve).clone(), *root)
+}
+
+/// The embedded WIT as the built-in host holds it: shared, never cloned.
+pub(super) fn shared_builtin() -> (Arc<Resolve>, PackageId) {
+    let (resolve, root) = parsed_builtin();
+    (resolve.clone(), *root)
 }
 
 /// The embedded WIT, parsed once per process (about 10 ms).
-pub(super) fn parsed_builtin() -> &'static (Resolve, PackageId) {
-    static PARSED: std::sync::OnceLock<(Resolve, PackageId)> = std::sync::OnceLock::new();
-    PARSED.get_or_init(parse_builtin)
+pub(super) fn parsed_builtin() -> &'static (Arc<Resolve>, PackageId) {
+    static PARSED: std::sync::OnceLock<(Arc<Resolve>, PackageId)> = std::sync::OnceLock::new();
+    PARSED.get_or_init(|| {
+        let (resolve, root) = parse_builtin();
+        (Arc::new(resolve), root)
+    })
 }
 
 fn parse_builtin() -> (Resolve, PackageId) {

@@ -20,8 +20,8 @@ pub mod probe_wasm;
 pub mod profile;
 #[cfg(feature = "wasmtime")]
 pub(crate) use embedded::builtin_wit;
-use embedded::parsed_builtin;
 pub use embedded::{BUILTIN_WORLDS, builtin_resolve};
+use embedded::{parsed_builtin, shared_builtin};
 
 /// A compile-cache lookup running ahead of a layer's bytes
 /// ([`Host::lookup_ahead`]).
@@ -33,7 +33,9 @@ pub(crate) type LookupAhead = tokio::task::JoinHandle<Option<crate::confirm::Cac
 pub struct HostWorld {
     /// The world's full WIT name, e.g. `worldfit:wasmtime/wasip2-command@48.0.0`.
     pub name: String,
-    /// The world in the host's resolve.
+    /// The world in the host's resolve. A runtime profile's worlds provide
+    /// and drive interfaces only, which the verdict finds by their keys:
+    /// their `id` is one empty world shared by all of them.
     pub id: WorldId,
     /// The imports (provided by the host), by name.
     pub provides: Vec<(ItemName, WorldKey)>,
@@ -111,8 +113,10 @@ fn entry_worlds(resolve: &Resolve, keep: impl Fn(&str) -> bool) -> Vec<KnownWorl
 pub struct Host {
     /// A short name for people: `wasmtime`, or the WIT path.
     pub name: String,
-    /// All packages of the host's WIT.
-    pub resolve: Resolve,
+    /// All packages of the host's WIT, shared: the embedded host and every
+    /// runtime profile of a process use one parse (a clone costs more than
+    /// judging a binary).
+    pub resolve: std::sync::Arc<Resolve>,
     /// The host's worlds, in the order they are tried.
     pub worlds: Vec<HostWorld>,
     /// Whether the host runs WASI 0.1 core modules.
@@ -138,7 +142,7 @@ pub struct Host {
 impl Host {
     /// The built-in profile: what the embedded wasmtime 48 provides.
     pub fn wasmtime() -> Host {
-        let (resolve, root) = builtin_resolve();
+        let (resolve, root) = shared_builtin();
         let worlds = BUILTIN_WORLDS
             .iter()
             .map(|w| {
@@ -148,7 +152,7 @@ impl Host {
             .collect();
         Host {
             name: format!("{}@{}", catalog::EMBEDDED, catalog::EMBEDDED_VERSION),
-            resolve,
+            resolve: resolve.clone(),
             worlds,
             wasip1: true,
             core: vec![probe_wasm::CoreSupport::Preview1],
@@ -163,7 +167,7 @@ impl Host {
     /// `resolve`; `core` says which core modules it runs.
     pub fn from_parts(
         name: String,
-        resolve: Resolve,
+        resolve: std::sync::Arc<Resolve>,
         worlds: Vec<HostWorld>,
         core: Vec<probe_wasm::CoreSupport>,
     ) -> Host {
@@ -217,7 +221,7 @@ impl Host {
         }
         Ok(Host {
             name: path.display().to_string(),
-            resolve,
+            resolve: std::sync::Arc::new(resolve),
             worlds,
             wasip1: false,
             core: Vec::new(),

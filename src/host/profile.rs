@@ -20,7 +20,8 @@ use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::path::Path;
-use wit_parser::{InterfaceId, Resolve, Stability, World, WorldItem, WorldKey};
+use std::sync::{Arc, Mutex};
+use wit_parser::{InterfaceId, Resolve, Stability, World, WorldId, WorldKey};
 
 /// The format version this build reads and writes.
 pub const FORMAT: u32 = 1;
@@ -321,12 +322,8 @@ impl Profile {
                 );
             }
         }
-        let (base, _) = super::embedded::parsed_builtin();
-        let mut resolve = base.clone();
-        let mut copies: HashMap<String, InterfaceId> = HashMap::new();
-        let mut worlds = Vec::new();
-        let mut core = Vec::new();
-        let mut engine = Vec::new();
+        // What each invocation supports as selected.
+        let mut supports = Vec::new();
         for inv in &invocations {
             let mut support = inv.support.clone();
             for f in &inv.flags {
@@ -334,74 +331,50 @@ impl Profile {
                     support = support.merged(&f.adds).minus(&f.removes);
                 }
             }
-            // Interfaces of plain types can't be probed; they come with
-            // any interface of their package at the same release.
-            let mut type_only = Vec::new();
-            for p in &support.provides {
-                let Ok(n) = p.parse::<WitName>() else {
-                    continue;
-                };
-                let Some(v) = &n.version else { continue };
-                for t in type_only_interfaces(v.minor == 3) {
-                    let t: WitName = t.parse()?;
-                    let t = t.with_version(Some(v.clone()));
-                    if t.namespace == n.namespace
-                        && t.package == n.package
-                        && !support.provides.contains(&t.to_string())
-                        && !type_only.contains(&t.to_string())
-                    {
-                        type_only.push(t.to_string());
-                    }
+            support
+                .provides
+                .extend(type_only_companions(&support.provides)?);
+            supports.push(support);
+        }
+        let names: Vec<WitName> = supports
+            .iter()
+            .flat_map(|s| s.provides.iter().chain(&s.drives))
+            .map(|n| n.parse())
+            .collect::<Result<_>>()?;
+        let shared = shared_resolve(&names)?;
+        let copy = |n: &WitName| {
+            *shared
+                .copies
+                .get(&n.to_string())
+                .expect("shared_resolve holds every name asked for")
+        };
+        let mut worlds = Vec::new();
+        let mut core = Vec::new();
+        let mut engine = Vec::new();
+        for (inv, support) in invocations.iter().zip(&supports) {
+            let provides: Vec<(ItemName, WorldKey)> = support
+                .provides
+                .iter()
+                .map(|p| {
+                    let n: WitName = p.parse().expect("parsed above");
+                    let key = WorldKey::Interface(copy(&n));
+                    (ItemName::Interface(n), key)
+                })
+                .collect();
+            let mut command = inv.command.join(" ");
+            for u in &selection.flags {
+                if inv.flags.iter().any(|f| f.units().contains(u)) {
+                    command = format!("{command} {}", u.join(" "));
                 }
-            }
-            support.provides.extend(type_only);
-            let mut provides = Vec::new();
-            for p in &support.provides {
-                let n: WitName = p.parse()?;
-                let id = release_copy(&mut resolve, &mut copies, &n)?;
-                provides.push((ItemName::Interface(n), id));
             }
             for d in &support.drives {
                 let n: WitName = d.parse()?;
-                let drive = release_copy(&mut resolve, &mut copies, &n)?;
-                let world_name = format!("{} {} [{n}]", self.name, inv.name);
-                let item = |id| WorldItem::Interface {
-                    id,
-                    stability: Stability::Unknown,
-                    external_id: None,
-                    docs: Default::default(),
-                    span: Default::default(),
-                };
-                let world = World {
-                    name: world_name.clone(),
-                    imports: provides
-                        .iter()
-                        .map(|(_, id)| (WorldKey::Interface(*id), item(*id)))
-                        .collect(),
-                    exports: [(WorldKey::Interface(drive), item(drive))]
-                        .into_iter()
-                        .collect(),
-                    package: None,
-                    docs: Default::default(),
-                    stability: Stability::Unknown,
-                    includes: Default::default(),
-                    span: Default::default(),
-                };
-                let id = resolve.worlds.alloc(world);
-                let mut command = inv.command.join(" ");
-                for u in &selection.flags {
-                    if inv.flags.iter().any(|f| f.units().contains(u)) {
-                        command = format!("{command} {}", u.join(" "));
-                    }
-                }
+                let drive = copy(&n);
                 worlds.push(HostWorld {
-                    name: world_name,
-                    id,
-                    command: Some(command),
-                    provides: provides
-                        .iter()
-                        .map(|(n, id)| (n.clone(), WorldKey::Interface(*id)))
-                        .collect(),
+                    name: format!("{} {} [{n}]", self.name, inv.name),
+                    id: shared.empty_world,
+                    command: Some(command.clone()),
+                    provides: provides.clone(),
                     drives: vec![(ItemName::Interface(n), WorldKey::Interface(drive))],
                 });
             }
@@ -423,7 +396,7 @@ impl Profile {
         for f in &selection.flags {
             name = format!("{name} {}", f.join(" "));
         }
-        let mut host = Host::from_parts(name, resolve, worlds, core);
+        let mut host = Host::from_parts(name, shared.resolve, worlds, core);
         host.engine = engine;
         Ok(host)
     }
@@ -594,6 +567,112 @@ fn embedded_interface(name: &WitName) -> Result<InterfaceId> {
         .with_context(|| format!("`{name}` is not a WASI interface worldfit knows"))
 }
 
+/// The interfaces of plain types that come with `provides`: those of each
+/// provided package at the same release (they can't be probed: an import
+/// of them holds no function or resource).
+fn type_only_companions(provides: &[String]) -> Result<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    for p in provides {
+        let Ok(n) = p.parse::<WitName>() else {
+            continue;
+        };
+        let Some(v) = &n.version else { continue };
+        for t in type_only_interfaces(v.minor == 3) {
+            let t: WitName = t.parse()?;
+            let t = t.with_version(Some(v.clone())).to_string();
+            let same_package = t.starts_with(&format!("{}:{}/", n.namespace, n.package));
+            if same_package && !provides.contains(&t) && !out.contains(&t) {
+                out.push(t);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The resolve every profile host of a process shares: the embedded WIT
+/// plus a release copy of each interface a profile names, and one empty
+/// world (profile worlds hold interfaces only, found by their keys).
+struct Shared {
+    resolve: Arc<Resolve>,
+    copies: HashMap<String, InterfaceId>,
+    empty_world: WorldId,
+}
+
+/// The shared resolve, holding `names`. The first call copies the embedded
+/// WIT once and adds every name the catalog uses; a name outside it (a
+/// profile file's) makes one more copy. Cloning the embedded WIT per host
+/// cost more than judging a binary against all nine catalog releases.
+fn shared_resolve(names: &[WitName]) -> Result<Shared> {
+    static SHARED: Mutex<Option<Shared>> = Mutex::new(None);
+    let mut guard = SHARED.lock().unwrap_or_else(|e| e.into_inner());
+    let fresh = guard.is_none();
+    let missing: Vec<&WitName> = match guard.as_ref() {
+        Some(s) => names
+            .iter()
+            .filter(|n| !s.copies.contains_key(&n.to_string()))
+            .collect(),
+        None => names.iter().collect(),
+    };
+    if fresh || !missing.is_empty() {
+        let (mut resolve, mut copies, empty_world) = match guard.take() {
+            Some(s) => ((*s.resolve).clone(), s.copies, s.empty_world),
+            None => {
+                let (base, _) = super::embedded::parsed_builtin();
+                let mut resolve = (**base).clone();
+                let empty_world = resolve.worlds.alloc(World {
+                    name: "profile".into(),
+                    imports: Default::default(),
+                    exports: Default::default(),
+                    package: None,
+                    docs: Default::default(),
+                    stability: Stability::Unknown,
+                    includes: Default::default(),
+                    span: Default::default(),
+                });
+                (resolve, HashMap::new(), empty_world)
+            }
+        };
+        let mut wanted: Vec<WitName> = missing.into_iter().cloned().collect();
+        if fresh {
+            wanted.extend(catalog_names());
+        }
+        for n in &wanted {
+            release_copy(&mut resolve, &mut copies, n)?;
+        }
+        *guard = Some(Shared {
+            resolve: Arc::new(resolve),
+            copies,
+            empty_world,
+        });
+    }
+    let s = guard.as_ref().expect("set above");
+    Ok(Shared {
+        resolve: s.resolve.clone(),
+        copies: s.copies.clone(),
+        empty_world: s.empty_world,
+    })
+}
+
+/// Every interface name the catalog's profiles use, with the interfaces of
+/// plain types that come with them.
+fn catalog_names() -> Vec<WitName> {
+    let mut names: Vec<String> = Vec::new();
+    for p in super::catalog::profiles() {
+        for inv in &p.invocations {
+            let supports = std::iter::once(&inv.support).chain(inv.flags.iter().map(|f| &f.adds));
+            for s in supports {
+                names.extend(s.provides.iter().chain(&s.drives).cloned());
+            }
+        }
+    }
+    names.sort();
+    names.dedup();
+    if let Ok(more) = type_only_companions(&names) {
+        names.extend(more);
+    }
+    names.iter().filter_map(|n| n.parse().ok()).collect()
+}
+
 /// A copy of the embedded interface holding only the items of the release
 /// `name` names, shared by every world that provides it.
 fn release_copy(
@@ -734,7 +813,7 @@ mod tests {
         let exit_functions = |h: &Host| {
             let w = &h.worlds[0];
             let (_, key) = &w.provides[0];
-            let WorldItem::Interface { id, .. } = &h.resolve.worlds[w.id].imports[key] else {
+            let WorldKey::Interface(id) = key else {
                 panic!()
             };
             h.resolve.interfaces[*id]
