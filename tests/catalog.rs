@@ -4,6 +4,8 @@
 //! fixture, release and invocation, worldfit's verdict must agree with what
 //! the real binary does with it.
 
+#![cfg(feature = "wasmtime")] // run once, in the full build: they take minutes
+
 mod common;
 
 use common::{Synth, fixture, root, wat_module};

@@ -359,16 +359,22 @@ pub fn wasi_interfaces(p3: bool) -> Vec<(String, Vec<Version>)> {
 }
 
 /// The WASI interfaces of plain types only on one track, unversioned.
-pub fn type_only_interfaces(p3: bool) -> Vec<String> {
-    let track = if p3 { P3_WIT_VERSION } else { P2_WIT_VERSION };
-    let (resolve, _) = super::embedded::parsed_builtin();
-    resolve
-        .interfaces
-        .iter()
-        .filter(|(_, iface)| is_type_only(resolve, iface))
-        .filter_map(|(id, _)| wasi_name(resolve, id, track))
-        .map(|n| n.unversioned())
-        .collect()
+/// Computed once per process: every profile host asks.
+pub fn type_only_interfaces(p3: bool) -> &'static [String] {
+    static LISTS: std::sync::OnceLock<[Vec<String>; 2]> = std::sync::OnceLock::new();
+    let lists = LISTS.get_or_init(|| {
+        let (resolve, _) = super::embedded::parsed_builtin();
+        [P2_WIT_VERSION, P3_WIT_VERSION].map(|track| {
+            resolve
+                .interfaces
+                .iter()
+                .filter(|(_, iface)| is_type_only(resolve, iface))
+                .filter_map(|(id, _)| wasi_name(resolve, id, track))
+                .map(|n| n.unversioned())
+                .collect()
+        })
+    });
+    &lists[usize::from(p3)]
 }
 
 /// An embedded interface's name, if it is a WASI interface of `track`.

@@ -558,12 +558,19 @@ fn embedded_interface(name: &WitName) -> Result<InterfaceId> {
             "`{name}`: worldfit knows WASI releases 0.2.0 to {P2_WIT_VERSION} and {P3_WIT_VERSION} (with its release candidates)"
         ),
     };
+    // By name, indexed once per process: a catalog names thousands.
+    static BY_NAME: std::sync::OnceLock<HashMap<String, InterfaceId>> = std::sync::OnceLock::new();
+    let by_name = BY_NAME.get_or_init(|| {
+        resolve
+            .interfaces
+            .iter()
+            .filter_map(|(id, _)| Some((resolve.id_of(id)?, id)))
+            .collect()
+    });
     let wanted = format!("{}@{wit_version}", name.unversioned());
-    resolve
-        .interfaces
-        .iter()
-        .find(|(id, _)| resolve.id_of(*id).as_deref() == Some(wanted.as_str()))
-        .map(|(id, _)| id)
+    by_name
+        .get(&wanted)
+        .copied()
         .with_context(|| format!("`{name}` is not a WASI interface worldfit knows"))
 }
 
@@ -577,7 +584,7 @@ fn type_only_companions(provides: &[String]) -> Result<Vec<String>> {
             continue;
         };
         let Some(v) = &n.version else { continue };
-        for t in type_only_interfaces(v.minor == 3) {
+        for t in type_only_interfaces(v.minor == 3).iter() {
             let t: WitName = t.parse()?;
             let t = t.with_version(Some(v.clone())).to_string();
             let same_package = t.starts_with(&format!("{}:{}/", n.namespace, n.package));
