@@ -86,13 +86,13 @@ pub fn check(wasm: &Wasm, host: &Host) -> Verdict {
     }
 }
 
-/// How far a host world is from running a component, for choosing the
-/// closest world to explain: first whether its entry point is what the
-/// component exports (0), the same interface at another version (1, e.g.
-/// a WASI 0.3 release candidate), or something else (2); then the number
-/// of problems. A service is explained against the world that serves it,
-/// not a command world that happens to have fewer problems.
-fn distance(c: &Component, world: &HostWorld, problems: &[Problem]) -> (u8, usize) {
+/// How far a host world's entry point is from what a component exports:
+/// the same interface on the same track (0), the same interface at another
+/// version (1, e.g. a WASI 0.3 release candidate), or something else (2).
+/// The closest world to explain is the first of the lowest class with the
+/// fewest problems: a service is explained against the world that serves
+/// it, not a command world that happens to have fewer problems.
+fn entry_class(c: &Component, world: &HostWorld) -> u8 {
     let exported = |d: &WitName, same: &dyn Fn(&WitName, &WitName) -> bool| {
         c.exports()
             .any(|(e, _)| matches!(&e, ItemName::Interface(e) if same(d, e)))
@@ -101,7 +101,7 @@ fn distance(c: &Component, world: &HostWorld, problems: &[Problem]) -> (u8, usiz
         ItemName::Interface(d) => Some(d),
         ItemName::Plain(_) => None,
     });
-    let entry = driven
+    driven
         .map(|d| {
             if exported(d, &|d, e| d.same_track(e)) {
                 0
@@ -112,14 +112,32 @@ fn distance(c: &Component, world: &HostWorld, problems: &[Problem]) -> (u8, usiz
             }
         })
         .max()
-        .unwrap_or(0);
-    (entry, problems.len())
+        .unwrap_or(0)
 }
 
 fn check_component(c: &Component, host: &Host) -> Verdict {
+    // Entry points first (cheap): only worlds in the closest class of entry
+    // point (see `entry_class`) can fit or be the closest, so only theirs get
+    // their imports checked. A runtime profile has a world per invocation
+    // and entry point; most of them drive what the component doesn't export.
+    let entries: Vec<(&HostWorld, Vec<Problem>, u8)> = host
+        .worlds
+        .iter()
+        .map(|world| {
+            let mut problems = Vec::new();
+            WorldCheck { c, host, world }.check_entry_points(&mut problems);
+            let class = entry_class(c, world);
+            (world, problems, class)
+        })
+        .collect();
+    let closest_class = entries.iter().map(|(_, _, class)| *class).min();
     let mut best: Option<(&HostWorld, Vec<Problem>, (u8, usize))> = None;
-    for world in &host.worlds {
-        let problems = WorldCheck { c, host, world }.run();
+    for (world, entry_problems, class) in entries {
+        if Some(class) != closest_class {
+            continue;
+        }
+        let mut problems = WorldCheck { c, host, world }.imports();
+        problems.extend(entry_problems);
         if problems.is_empty() {
             return Verdict {
                 compatible: true,
@@ -128,7 +146,7 @@ fn check_component(c: &Component, host: &Host) -> Verdict {
                 problems,
             };
         }
-        let d = distance(c, world, &problems);
+        let d = (class, problems.len());
         if best.as_ref().is_none_or(|(_, _, b)| d < *b) {
             best = Some((world, problems, d));
         }
@@ -161,12 +179,12 @@ struct WorldCheck<'a> {
 }
 
 impl<'a> WorldCheck<'a> {
-    fn run(&self) -> Vec<Problem> {
+    /// Every problem with the component's imports.
+    fn imports(&self) -> Vec<Problem> {
         let mut problems = Vec::new();
         for (name, item) in self.c.imports() {
             self.check_import(&name, item, &mut problems);
         }
-        self.check_entry_points(&mut problems);
         problems
     }
 

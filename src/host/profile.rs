@@ -454,7 +454,11 @@ pub fn flags_that_fit(
     selection: &Selection,
     wasm: &crate::component::Wasm,
 ) -> Vec<FlagFit> {
-    let singles = profile.with_each_flag(selection);
+    let singles: Vec<(Vec<String>, Selection)> = profile
+        .with_each_flag(selection)
+        .into_iter()
+        .filter(|(flag, _)| could_help(profile, flag, wasm))
+        .collect();
     let mut tries: Vec<Selection> = singles.iter().map(|(_, s)| s.clone()).collect();
     let fits = |tries: &[Selection]| -> Vec<FlagFit> {
         let mut out: Vec<(usize, FlagFit)> = Vec::new();
@@ -531,6 +535,47 @@ pub fn flags_that_fit(
         }
     }
     fits(&tries)
+}
+
+/// Whether a flag could make the binary fit: it must add something the
+/// binary uses (an interface it imports, on the same track; an entry point
+/// it exports; core-module support for a module), to an invocation that
+/// drives one of its entry points. A flag only adds what it lists, so any
+/// other flag leaves every problem in place; skipping it saves building and
+/// judging a host per flag and release.
+fn could_help(profile: &Profile, flag: &[String], wasm: &crate::component::Wasm) -> bool {
+    use crate::component::Wasm;
+    let names = |items: &mut dyn Iterator<Item = (ItemName, &wit_parser::WorldItem)>| {
+        items
+            .filter_map(|(n, _)| match n {
+                ItemName::Interface(n) => Some(n),
+                ItemName::Plain(_) => None,
+            })
+            .collect::<Vec<WitName>>()
+    };
+    let uses = |list: &[String], used: &[WitName]| {
+        list.iter()
+            .filter_map(|n| n.parse::<WitName>().ok())
+            .any(|n| {
+                used.iter()
+                    .any(|u| u.unversioned() == n.unversioned() && u.same_track(&n))
+            })
+    };
+    profile.invocations.iter().any(|inv| {
+        inv.flags
+            .iter()
+            .filter(|f| f.flag == flag)
+            .any(|f| match wasm {
+                Wasm::Module(_) => !f.adds.core.is_empty(),
+                Wasm::Component(c) => {
+                    let imports = names(&mut c.imports());
+                    let exports = names(&mut c.exports());
+                    let driven =
+                        uses(&inv.support.drives, &exports) || uses(&f.adds.drives, &exports);
+                    driven && (uses(&f.adds.provides, &imports) || uses(&f.adds.drives, &exports))
+                }
+            })
+    })
 }
 
 /// Checks that every name in a support list is a WIT name worldfit can
