@@ -185,17 +185,23 @@ impl Support {
                 out.drives.push(d.clone());
             }
         }
+        // Each name parsed once: a catalog host is built per release and
+        // flag, and parsing dominated building.
+        let new: Vec<WitName> = more
+            .provides
+            .iter()
+            .filter_map(|p| p.parse().ok())
+            .collect();
+        out.provides.retain(|old| {
+            old.parse::<WitName>().map_or(true, |o| {
+                !new.iter()
+                    .any(|n| o.same_track(n) && o.unversioned() == n.unversioned())
+            })
+        });
         for p in &more.provides {
-            let new: WitName = match p.parse() {
-                Ok(n) => n,
-                Err(_) => continue,
-            };
-            out.provides.retain(|old| {
-                old.parse::<WitName>()
-                    .map(|o| !(o.same_track(&new) && o.unversioned() == new.unversioned()))
-                    .unwrap_or(true)
-            });
-            out.provides.push(p.clone());
+            if !out.provides.contains(p) {
+                out.provides.push(p.clone());
+            }
         }
         for e in &more.engine {
             if !out.engine.contains(e) {
@@ -333,7 +339,7 @@ impl Profile {
             }
             support
                 .provides
-                .extend(type_only_companions(&support.provides)?);
+                .extend(type_only_companions(&support.provides));
             supports.push(support);
         }
         let names: Vec<WitName> = supports
@@ -622,23 +628,26 @@ fn embedded_interface(name: &WitName) -> Result<InterfaceId> {
 /// The interfaces of plain types that come with `provides`: those of each
 /// provided package at the same release (they can't be probed: an import
 /// of them holds no function or resource).
-fn type_only_companions(provides: &[String]) -> Result<Vec<String>> {
+fn type_only_companions(provides: &[String]) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for p in provides {
-        let Ok(n) = p.parse::<WitName>() else {
+        // `ns:pkg/iface@version`, read as text: no parse per name.
+        let (Some((_, version)), Some((package, _))) = (p.split_once('@'), p.split_once('/'))
+        else {
             continue;
         };
-        let Some(v) = &n.version else { continue };
-        for t in type_only_interfaces(v.minor == 3).iter() {
-            let t: WitName = t.parse()?;
-            let t = t.with_version(Some(v.clone())).to_string();
-            let same_package = t.starts_with(&format!("{}:{}/", n.namespace, n.package));
-            if same_package && !provides.contains(&t) && !out.contains(&t) {
+        let p3 = version.starts_with("0.3");
+        for t in type_only_interfaces(p3) {
+            if !t.starts_with(package) || t.as_bytes().get(package.len()) != Some(&b'/') {
+                continue;
+            }
+            let t = format!("{t}@{version}");
+            if !provides.contains(&t) && !out.contains(&t) {
                 out.push(t);
             }
         }
     }
-    Ok(out)
+    out
 }
 
 /// The resolve every profile host of a process shares: the embedded WIT
@@ -719,9 +728,8 @@ fn catalog_names() -> Vec<WitName> {
     }
     names.sort();
     names.dedup();
-    if let Ok(more) = type_only_companions(&names) {
-        names.extend(more);
-    }
+    let more = type_only_companions(&names);
+    names.extend(more);
     names.iter().filter_map(|n| n.parse().ok()).collect()
 }
 
