@@ -47,7 +47,8 @@ fn every_catalog_profile_matches_a_fresh_probe_of_its_release() {
     let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let out = tempfile::tempdir().unwrap();
     let status = Command::new(root().join("scripts/probe-catalog"))
-        .args([OsStrs::s("--out"), out.path().as_os_str()])
+        .arg("--out")
+        .arg(out.path())
         .env("WORLDFIT_BIN", env!("CARGO_BIN_EXE_worldfit"))
         .env("WORLDFIT_WASMTIME_CLIS", clis_dir())
         .status()
@@ -66,14 +67,6 @@ fn every_catalog_profile_matches_a_fresh_probe_of_its_release() {
         drift.is_empty(),
         "the catalog drifted from the binaries: {drift:?} (scripts/probe-catalog rewrites hosts/)"
     );
-}
-
-/// A tiny helper so `Command::args` takes a mix of `&str` and paths.
-struct OsStrs;
-impl OsStrs {
-    fn s(s: &str) -> &std::ffi::OsStr {
-        std::ffi::OsStr::new(s)
-    }
 }
 
 /// Every fixture that links or doesn't without running long: the Rust

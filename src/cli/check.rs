@@ -8,7 +8,7 @@ use anyhow::Result;
 use clap::Args;
 use serde::Serialize;
 use std::path::PathBuf;
-use worldfit::host::profile::{FlagFit, flags_that_fit};
+use worldfit::host::profile::{FlagFit, Selection, flags_that_fit};
 use worldfit::verdict::{Problem, check};
 
 /// Check whether a component or wasip1 module runs on a host
@@ -122,12 +122,13 @@ impl Opts {
     pub fn run(self) -> Result<u8> {
         self.sandbox.validate()?;
         let named = self.host.hosts()?;
+        let selection = self.host.selection()?;
         let (bytes, wasm) = read_wasm(&self.file)?;
         let file = self.file.display().to_string();
         if named.len() > 1 {
             let reports: Vec<(&Named, Report)> = named
                 .iter()
-                .map(|n| Ok((n, self.judge(n, &bytes, &wasm, &file)?)))
+                .map(|n| Ok((n, self.judge(n, &selection, &bytes, &wasm, &file)?)))
                 .collect::<Result<_>>()?;
             let summary = summarize(&reports);
             let compatible = reports.iter().any(|(_, r)| r.compatible);
@@ -165,7 +166,7 @@ impl Opts {
             return Ok(code);
         }
         let n = &named[0];
-        let report = self.judge(n, &bytes, &wasm, &file)?;
+        let report = self.judge(n, &selection, &bytes, &wasm, &file)?;
         let code = if report.compatible { 0 } else { 1 };
         if self.json {
             print_json(&report)?;
@@ -230,6 +231,7 @@ impl Opts {
     fn judge(
         &self,
         named: &Named,
+        selection: &Selection,
         bytes: &[u8],
         wasm: &worldfit::Wasm,
         file: &str,
@@ -263,9 +265,9 @@ impl Opts {
         }
         let _ = bytes;
         if !report.compatible
-            && let Some(profile) = named.profile
+            && let Some(profile) = &named.profile
         {
-            report.runs_with = flags_that_fit(profile, &self.host.selection()?, wasm);
+            report.runs_with = flags_that_fit(profile, selection, wasm);
         }
         Ok(report)
     }
@@ -342,9 +344,14 @@ fn lacking(problems: &[Problem]) -> String {
 fn summarize(reports: &[(&Named, Report)]) -> String {
     let name = reports
         .first()
-        .and_then(|(n, _)| n.profile.map(|p| p.name.clone()))
+        .and_then(|(n, _)| n.profile.as_ref().map(|p| p.name.clone()))
         .unwrap_or_default();
-    let release = |n: &Named| n.profile.map(|p| p.version.clone()).unwrap_or_default();
+    let release = |n: &Named| {
+        n.profile
+            .as_ref()
+            .map(|p| p.version.clone())
+            .unwrap_or_default()
+    };
     // How each release runs it: as invoked, with a command, or not.
     let class = |r: &Report| -> Option<String> {
         if r.compatible {

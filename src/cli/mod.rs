@@ -106,7 +106,7 @@ impl HostOpts {
                 hosts.len(),
                 hosts
                     .last()
-                    .and_then(|n| n.profile)
+                    .and_then(|n| n.profile.as_deref())
                     .map(|p| p.id())
                     .unwrap_or_default()
             );
@@ -123,12 +123,12 @@ impl HostOpts {
             }]);
         }
         if let Some(path) = &self.host_file {
-            let profile: &'static Profile = Box::leak(Box::new(Profile::load(path)?));
+            let profile = Profile::load(path)?;
             let host = profile
                 .host(&Default::default())
                 .map_err(|e| anyhow::anyhow!("host profile `{}`: {e:#}", path.display()))?;
             return Ok(vec![Named {
-                profile: Some(profile),
+                profile: Some(std::borrow::Cow::Owned(profile)),
                 host,
             }]);
         }

@@ -117,8 +117,9 @@ pub fn is_embedded(spec: &HostSpec) -> bool {
 /// One host a spec names, built: the embedded host, or a catalog profile
 /// with the spec's invocation and flags.
 pub struct Named {
-    /// The profile, for a catalog host (`None` for the embedded one).
-    pub profile: Option<&'static Profile>,
+    /// The profile, for a catalog host or a profile file (`None` for the
+    /// embedded and WIT hosts): borrowed from the catalog, owned for a file.
+    pub profile: Option<std::borrow::Cow<'static, Profile>>,
     /// The host as invoked.
     pub host: Host,
 }
@@ -138,7 +139,7 @@ pub fn hosts(spec: &HostSpec) -> Result<Vec<Named>> {
         .into_iter()
         .map(|p| {
             Ok(Named {
-                profile: Some(p),
+                profile: Some(std::borrow::Cow::Borrowed(p)),
                 host: p.host(&spec.selection)?,
             })
         })

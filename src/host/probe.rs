@@ -183,21 +183,9 @@ where
         }
     }
     // Core modules run without any entry-point world.
-    let core_probes: Vec<Probe> = CoreSupport::ALL
-        .iter()
-        .map(|c| Probe {
-            question: format!("runs core modules: {c:?}"),
-            bytes: core_probe(c.wat()),
-        })
-        .collect();
-    for (c, o) in CoreSupport::ALL
-        .iter()
-        .zip(batch(&link, parallel, &core_probes, &count))
-    {
-        if o == ProbeOutcome::Linked {
-            out.core.push(*c);
-        }
-    }
+    out.core = linked_modules(&link, parallel, &count, &CoreSupport::ALL, |c| {
+        (format!("runs core modules: {c:?}"), c.wat())
+    });
     if out.drives.is_empty() && out.core.is_empty() {
         let said = refusals
             .iter()
@@ -238,27 +226,45 @@ where
 
     // 3. Core features, as core modules, where the runtime runs them.
     if out.core.contains(&CoreSupport::Preview1) {
-        let probes: Vec<Probe> = CoreFeature::ALL
-            .iter()
-            .map(|f| Probe {
-                question: format!("enables {}", feature_name(*f)),
-                bytes: core_probe(f.wat()),
-            })
-            .collect();
-        for (f, o) in CoreFeature::ALL
-            .iter()
-            .zip(batch(&link, parallel, &probes, &count))
-        {
-            if o == ProbeOutcome::Linked {
-                out.engine.push(feature_name(*f));
-            }
-        }
+        let enabled = linked_modules(&link, parallel, &count, &CoreFeature::ALL, |f| {
+            (format!("enables {}", feature_name(f)), f.wat())
+        });
+        out.engine.extend(enabled.into_iter().map(feature_name));
     }
     out.engine.sort();
     out.provides.sort();
     out.drives.sort();
     out.probes = count.load(Ordering::Relaxed);
     Ok(out)
+}
+
+/// The items whose core-module probe (`probe_of` gives its question and
+/// text) the runtime links, in their order.
+fn linked_modules<F, T: Copy>(
+    link: &F,
+    parallel: usize,
+    count: &AtomicUsize,
+    items: &[T],
+    probe_of: impl Fn(T) -> (String, &'static str),
+) -> Vec<T>
+where
+    F: Fn(&Probe) -> ProbeOutcome + Sync,
+{
+    let probes: Vec<Probe> = items
+        .iter()
+        .map(|item| {
+            let (question, wat) = probe_of(*item);
+            Probe {
+                question,
+                bytes: core_probe(wat),
+            }
+        })
+        .collect();
+    items
+        .iter()
+        .zip(batch(link, parallel, &probes, count))
+        .filter_map(|(item, o)| (o == ProbeOutcome::Linked).then_some(*item))
+        .collect()
 }
 
 /// A core feature's name as profiles spell it (`tail-call`).
@@ -291,10 +297,7 @@ where
     }
 
     // Each (package, version) group: one probe importing all its interfaces.
-    struct Group {
-        interfaces: Vec<WitName>,
-    }
-    let mut groups: Vec<Group> = Vec::new();
+    let mut groups: Vec<Vec<WitName>> = Vec::new();
     let mut by_package = |list: &[(String, Vec<Version>)], versions: &[Version]| {
         for version in versions {
             let mut packages: Vec<(String, Vec<WitName>)> = Vec::new();
@@ -306,11 +309,7 @@ where
                     None => packages.push((pkg, vec![n])),
                 }
             }
-            groups.extend(
-                packages
-                    .into_iter()
-                    .map(|(_, interfaces)| Group { interfaces }),
-            );
+            groups.extend(packages.into_iter().map(|(_, interfaces)| interfaces));
         }
     };
     // A runtime implements a WASI release whole or not at all, so each 0.3
@@ -334,7 +333,7 @@ where
 
     let probes = groups
         .iter()
-        .map(|g| provides_probe(vehicle, g.interfaces.clone()))
+        .map(|g| provides_probe(vehicle, g.clone()))
         .collect::<Result<Vec<_>>>()?;
     let outcomes = batch(link, parallel, &probes, count);
 
@@ -343,10 +342,10 @@ where
     let mut singles: Vec<(WitName, Vec<Version>)> = Vec::new();
     for (g, o) in groups.iter().zip(outcomes) {
         if o == ProbeOutcome::Linked {
-            provided.extend(g.interfaces.iter().cloned());
+            provided.extend(g.iter().cloned());
             continue;
         }
-        for n in &g.interfaces {
+        for n in g {
             let v = n.version.clone().expect("versioned");
             let gates = if v.minor == 2 {
                 p2.iter()
