@@ -189,9 +189,11 @@ fn check_framing(bytes: &[u8]) -> anyhow::Result<()> {
                 match payload {
                     // Each body then comes as a `CodeSectionEntry`, its size
                     // checked with the whole input at hand (eof).
-                    wasmparser::Payload::CodeSectionStart { size, range, .. }
-                        if range.end > bytes.len() =>
-                    {
+                    wasmparser::Payload::CodeSectionStart {
+                        size,
+                        unchecked_range: range,
+                        ..
+                    } if range.end > bytes.len() as u64 => {
                         anyhow::bail!(
                             "code section of {size} bytes at offset {} runs past the end of the input ({} bytes)",
                             range.start,

@@ -141,7 +141,7 @@ fn bad_files() -> Vec<BadFile> {
         .expect("the WIT parses");
     generated(
         "wit-package",
-        wit_component::encode(&resolve, package).expect("the WIT encodes"),
+        wit_component::encode(&resolve, package, false).expect("the WIT encodes"),
     );
     files
 }

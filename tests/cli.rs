@@ -484,7 +484,7 @@ fn bad_input_is_exit_2_with_one_error_line() {
     let module = common::wat_module("wasip1-hello.wat");
     // A WIT package in binary form.
     let synth = Synth::new();
-    let wit_pkg = wit_component::encode(&synth.resolve, synth.root).unwrap();
+    let wit_pkg = wit_component::encode(&synth.resolve, synth.root, false).unwrap();
     // A component whose first section declares a size far past the end.
     let mut huge = b"\0asm\x0d\x00\x01\x00".to_vec();
     huge.extend_from_slice(&[0x07, 0xff, 0xff, 0xff, 0xff, 0x0f]);

@@ -151,6 +151,9 @@ impl ComponentProbe {
             &resolve,
             world,
             wit_component::StringEncoding::UTF8,
+            // Legacy (not canonical) import names: what wasmtime 48 and the
+            // releases the catalog describes read.
+            false,
         )?;
         wit_component::ComponentEncoder::default()
             .module(&module)?

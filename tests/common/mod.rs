@@ -141,7 +141,7 @@ pub fn component_for(resolve: &Resolve, world: WorldId) -> Vec<u8> {
         LiftLowerAbi::Sync
     };
     let mut module = dummy_module(resolve, world, ManglingAndAbi::Legacy(abi));
-    embed_component_metadata(&mut module, resolve, world, StringEncoding::UTF8).unwrap();
+    embed_component_metadata(&mut module, resolve, world, StringEncoding::UTF8, false).unwrap();
     ComponentEncoder::default()
         .module(&module)
         .unwrap()
