@@ -9,12 +9,12 @@
 //! regressions on stable; `fuzz/README.md` says how to fuzz for real.
 //! Not a stable API.
 
-use crate::features::{Level, feature_level};
 use crate::host::{Host, KnownWorld, standard_worlds};
 use crate::oci::artifact::{Manifest, WasmConfig};
 use crate::oci::layout::Index;
 use crate::oci::limits::{ReadLimits, check_json_depth};
 use crate::oci::source::{Source, collect, probe_media_type};
+use crate::os_features::{Level, os_feature_level};
 use crate::platform::{Platform, platform};
 use crate::select::{SelectOptions, select};
 use crate::wit_name::WitName;
@@ -128,7 +128,7 @@ pub fn wit_name(data: &[u8]) {
         Some(name)
     };
     let name = parse(text);
-    let level = feature_level(text, host());
+    let level = os_feature_level(text, host());
     assert_eq!(level.feature, text);
     if name.is_none() {
         assert_eq!(level.level, Level::No, "a malformed feature is never met");

@@ -29,9 +29,9 @@ pub mod cache;
 pub mod component;
 #[cfg(feature = "wasmtime")]
 pub mod confirm;
-pub mod features;
 #[cfg(feature = "wasmtime")]
 mod fit_record;
+pub mod os_features;
 // Entry points for the fuzz targets in `fuzz/` and tests/fuzz_smoke.rs.
 #[doc(hidden)]
 pub mod fuzzing;
@@ -48,8 +48,8 @@ pub mod wasip1;
 pub mod wit_name;
 
 pub use component::{DecodeError, Wasm, decode};
-pub use features::{Level, feature_levels};
 pub use host::Host;
+pub use os_features::{Level, os_feature_levels};
 pub use platform::{Platform, platform};
 pub use verdict::{Problem, ProblemKind, Verdict, check};
 pub use wit_name::{Track, WitName};

@@ -34,12 +34,12 @@
 //! # Ok(()) }
 //! ```
 
-use crate::features::{FeatureLevel, Level, feature_level};
 use crate::host::Host;
 use crate::oci::artifact::{Descriptor, Manifest};
 use crate::oci::image::{Declared, Entry, describe, index_decides, manifests, wasm_layer_of};
 use crate::oci::listed::{Listed, ListedPlatform};
 use crate::oci::source::{Source, is_image_manifest};
+use crate::os_features::{Level, OsFeatureLevel, os_feature_level};
 use crate::platform::Platform;
 use anyhow::{Context, Result};
 use serde::Serialize;
@@ -346,7 +346,7 @@ fn judge<'a>(e: Described<'a>, host: &Host, oses: &[&str], memo: &mut Memo) -> J
             None => memo
                 .features
                 .entry(f.clone())
-                .or_insert_with(|| judge_feature(feature_level(f, host))),
+                .or_insert_with(|| judge_feature(os_feature_level(f, host))),
         };
         level = level.min(*l);
         if let Some(reason) = reason {
@@ -363,7 +363,7 @@ fn judge<'a>(e: Described<'a>, host: &Host, oses: &[&str], memo: &mut Memo) -> J
 }
 
 /// A feature's level and, unless it is *yes*, the reason to show.
-fn judge_feature(l: FeatureLevel) -> (Level, Option<String>) {
+fn judge_feature(l: OsFeatureLevel) -> (Level, Option<String>) {
     let reason = match (l.level, &l.host_has) {
         (Level::No, Some(h)) => Some(format!("needs {}; host has {h}", l.feature)),
         (Level::No, None) => Some(format!("needs {}; host lacks it", l.feature)),

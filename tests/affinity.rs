@@ -15,9 +15,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 use worldfit::Host;
-use worldfit::features::{Level, feature_levels};
 use worldfit::oci::artifact::Descriptor;
 use worldfit::oci::layout::write_tagged;
+use worldfit::os_features::{Level, os_feature_levels};
 use worldfit::platform::Platform;
 
 // --- Kubernetes' semantics, written from its documentation (not worldfit's code) ---
@@ -362,7 +362,7 @@ proptest! {
         let term = worldfit::affinity::term(&platform).unwrap();
         HOSTS.with(|hosts| {
             let (host, labels) = &hosts[host];
-            let (level, _) = feature_levels(&platform.os_features, host);
+            let (level, _) = os_feature_levels(&platform.os_features, host);
             let yes = host.oses().contains(&os) && level == Level::Yes;
             let matches = term
                 .match_expressions

@@ -163,10 +163,11 @@ fn platforms_name_the_target_world_and_the_uncovered_imports() {
 
 #[test]
 fn feature_levels_are_yes_maybe_no() {
-    use worldfit::features::{Level, feature_levels};
+    use worldfit::os_features::{Level, os_feature_levels};
     let host = Host::wasmtime();
-    let f =
-        |v: &[&str]| feature_levels(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>(), &host).0;
+    let f = |v: &[&str]| {
+        os_feature_levels(&v.iter().map(|s| s.to_string()).collect::<Vec<_>>(), &host).0
+    };
     assert_eq!(f(&["wasi:cli/command@0.2.6"]), Level::Yes);
     assert_eq!(f(&["wasi:cli/command@0.2.99"]), Level::Maybe);
     assert_eq!(
@@ -191,7 +192,7 @@ fn feature_levels_are_yes_maybe_no() {
         &["wasi:cli/command@0.2.0".into()],
     )
     .unwrap();
-    let (level, per) = feature_levels(&["wasi:cli/command@0.2.6".to_string()], &old);
+    let (level, per) = os_feature_levels(&["wasi:cli/command@0.2.6".to_string()], &old);
     assert_eq!(level, Level::Maybe);
     assert_eq!(per[0].host_has.as_deref(), Some("wasi:cli/command@0.2.0"));
 }

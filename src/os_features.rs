@@ -6,6 +6,11 @@
 //! older: a component built against 0.2.6 often runs on 0.2.0 because it only
 //! uses old functions; only the types can tell) or *no*. An entry is as good
 //! as its worst feature.
+//!
+//! "Features" here are always the index's `os.features` strings. What a
+//! binary needs of the *engine* (component-model async, GC, ...) is an
+//! engine feature, in [`crate::engine_features`]; it reaches an index as an
+//! `os.features` string too (`wasm:feature/NAME`), judged here like any other.
 
 use crate::host::Host;
 use crate::wit_name::WitName;
@@ -25,7 +30,7 @@ pub enum Level {
 
 /// One feature's level and the host name that decided it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct FeatureLevel {
+pub struct OsFeatureLevel {
     /// The feature as written in the index.
     pub feature: String,
     /// How the host meets it.
@@ -36,20 +41,20 @@ pub struct FeatureLevel {
 
 /// Judges a set of platform features against a host's advertised features.
 /// An empty set is *yes*: the entry asks for nothing.
-pub fn feature_levels(features: &[String], host: &Host) -> (Level, Vec<FeatureLevel>) {
+pub fn os_feature_levels(features: &[String], host: &Host) -> (Level, Vec<OsFeatureLevel>) {
     let advertised = host.features();
-    let levels: Vec<FeatureLevel> = features.iter().map(|f| level_of(f, advertised)).collect();
+    let levels: Vec<OsFeatureLevel> = features.iter().map(|f| level_of(f, advertised)).collect();
     let worst = levels.iter().map(|l| l.level).min().unwrap_or(Level::Yes);
     (worst, levels)
 }
 
 /// Judges one platform feature against a host's advertised features.
-pub fn feature_level(feature: &str, host: &Host) -> FeatureLevel {
+pub fn os_feature_level(feature: &str, host: &Host) -> OsFeatureLevel {
     level_of(feature, host.features())
 }
 
-fn level_of(feature: &str, advertised: &[WitName]) -> FeatureLevel {
-    let no = FeatureLevel {
+fn level_of(feature: &str, advertised: &[WitName]) -> OsFeatureLevel {
+    let no = OsFeatureLevel {
         feature: feature.to_string(),
         level: Level::No,
         host_has: None,
@@ -72,7 +77,7 @@ fn level_of(feature: &str, advertised: &[WitName]) -> FeatureLevel {
                 (Some(w), Some(v)) if v < w => Level::Maybe,
                 _ => Level::Yes,
             };
-            FeatureLevel {
+            OsFeatureLevel {
                 feature: feature.to_string(),
                 level,
                 host_has: Some(h.to_string()),
