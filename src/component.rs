@@ -5,6 +5,7 @@
 //! core module that imports `wasi_snapshot_preview1` is a WASI 0.1 ("wasip1")
 //! program; its requirements are its core imports and its `_start` export.
 
+use crate::engine_features::{self, FeatureUse};
 use crate::wit_name::WitName;
 use std::fmt;
 use wit_parser::{Resolve, WorldId, WorldItem, WorldKey};
@@ -31,6 +32,8 @@ pub struct Component {
     pub resolve: Resolve,
     /// The world of the component's imports and exports.
     pub world: WorldId,
+    /// The engine features it needs, each with its first use (sorted).
+    pub engine_features: Vec<FeatureUse>,
 }
 
 /// A core wasm value type, as wasip1 signatures use them.
@@ -92,6 +95,8 @@ pub struct CoreModule {
     pub imports: Vec<CoreImport>,
     /// Names of exported functions with their signatures.
     pub exports: Vec<(String, CoreSig)>,
+    /// The engine features it needs, each with its first use (sorted).
+    pub engine_features: Vec<FeatureUse>,
 }
 
 impl CoreModule {
@@ -128,12 +133,30 @@ impl fmt::Display for DecodeError {
             DecodeError::Empty => f.write_str("is empty, not a WebAssembly binary"),
             DecodeError::NotWasm => f.write_str("is not a WebAssembly binary (no `\\0asm` header)"),
             DecodeError::WitPackage => f.write_str("is a WIT package, not a component"),
-            DecodeError::Malformed(e) => write!(f, "is not a valid WebAssembly binary: {e}"),
+            // Whatever wasmparser can't read: damage, or something newer
+            // than its proposals (named in its message, with the offset).
+            DecodeError::Malformed(e) => write!(
+                f,
+                "can't be decoded: {e} (worldfit reads binaries as wasm-tools {WASM_TOOLS} does, every proposal on: the file is damaged or uses something newer)"
+            ),
         }
     }
 }
 
 impl std::error::Error for DecodeError {}
+
+/// The wasm-tools crates release (`wasmparser`, `wit-component`) worldfit decodes with.
+pub const WASM_TOOLS: &str = "0.263";
+
+impl Wasm {
+    /// The engine features the binary needs, each with its first use.
+    pub fn engine_features(&self) -> &[FeatureUse] {
+        match self {
+            Wasm::Component(c) => &c.engine_features,
+            Wasm::Module(m) => &m.engine_features,
+        }
+    }
+}
 
 /// Decodes a component or core module from its bytes.
 pub fn decode(bytes: &[u8]) -> Result<Wasm, DecodeError> {
@@ -143,75 +166,36 @@ pub fn decode(bytes: &[u8]) -> Result<Wasm, DecodeError> {
     if !bytes.starts_with(b"\0asm") {
         return Err(DecodeError::NotWasm);
     }
-    if wasmparser::Parser::is_core_wasm(bytes) {
-        return decode_module(bytes)
-            .map(Wasm::Module)
-            .map_err(DecodeError::Malformed);
-    }
-    if !wasmparser::Parser::is_component(bytes) {
+    let is_module = wasmparser::Parser::is_core_wasm(bytes);
+    if !is_module && !wasmparser::Parser::is_component(bytes) {
         return Err(DecodeError::Malformed(anyhow::anyhow!(
             "unknown binary version or layer in the header"
         )));
     }
-    // `wit_component::decode` reads through a buffer that it grows by each
-    // *declared* size (a section's, or a function body's) before checking
-    // it against the input, so a header claiming 4 GiB would allocate
-    // 4 GiB. Check the framing of every section and every function body
-    // (nested ones included) against the real bytes first.
-    check_framing(bytes).map_err(DecodeError::Malformed)?;
+    // One pass over every section and body header: the engine features,
+    // and the framing check `wit_component::decode` needs first (see
+    // `engine_features::scan`).
+    let engine_features = engine_features::scan(bytes).map_err(DecodeError::Malformed)?;
+    if is_module {
+        return decode_module(bytes)
+            .map(|module| {
+                Wasm::Module(CoreModule {
+                    engine_features,
+                    ..module
+                })
+            })
+            .map_err(DecodeError::Malformed);
+    }
     match wit_component::decode(bytes) {
         Ok(wit_component::DecodedWasm::Component(resolve, world)) => {
-            Ok(Wasm::Component(Component { resolve, world }))
+            Ok(Wasm::Component(Component {
+                resolve,
+                world,
+                engine_features,
+            }))
         }
         Ok(wit_component::DecodedWasm::WitPackage(..)) => Err(DecodeError::WitPackage),
         Err(e) => Err(DecodeError::Malformed(e)),
-    }
-}
-
-/// Walks every section header and every function body, nested modules and
-/// components included, so that each declared size is checked against the
-/// bytes that are there. Bodies matter: wasmparser reads them one at a
-/// time, and a body's size is only held to its code section after the
-/// body has been read; skipping code sections as a whole let a 36-byte
-/// component make the decoder allocate 4 GiB
-/// (`fixtures/bad/huge-function-body.wasm`).
-fn check_framing(bytes: &[u8]) -> anyhow::Result<()> {
-    let mut parser = wasmparser::Parser::new(0);
-    let mut stack = Vec::new();
-    let mut offset = 0;
-    loop {
-        match parser.parse(&bytes[offset..], true)? {
-            wasmparser::Chunk::NeedMoreData(_) => {
-                unreachable!("the whole input is given with eof = true")
-            }
-            wasmparser::Chunk::Parsed { consumed, payload } => {
-                offset += consumed;
-                match payload {
-                    // Each body then comes as a `CodeSectionEntry`, its size
-                    // checked with the whole input at hand (eof).
-                    wasmparser::Payload::CodeSectionStart {
-                        size,
-                        unchecked_range: range,
-                        ..
-                    } if range.end > bytes.len() as u64 => {
-                        anyhow::bail!(
-                            "code section of {size} bytes at offset {} runs past the end of the input ({} bytes)",
-                            range.start,
-                            bytes.len()
-                        );
-                    }
-                    wasmparser::Payload::ModuleSection { parser: nested, .. }
-                    | wasmparser::Payload::ComponentSection { parser: nested, .. } => {
-                        stack.push(std::mem::replace(&mut parser, nested));
-                    }
-                    wasmparser::Payload::End(_) => match stack.pop() {
-                        Some(outer) => parser = outer,
-                        None => return Ok(()),
-                    },
-                    _ => {}
-                }
-            }
-        }
     }
 }
 
@@ -234,6 +218,7 @@ fn decode_module(bytes: &[u8]) -> anyhow::Result<CoreModule> {
     let mut module = CoreModule {
         imports: Vec::new(),
         exports: Vec::new(),
+        engine_features: Vec::new(),
     };
     for payload in wasmparser::Parser::new(0).parse_all(bytes) {
         let payload = payload?;

@@ -29,6 +29,7 @@ pub mod cache;
 pub mod component;
 #[cfg(feature = "wasmtime")]
 pub mod confirm;
+pub mod engine_features;
 #[cfg(feature = "wasmtime")]
 mod fit_record;
 pub mod os_features;

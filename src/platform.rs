@@ -7,6 +7,7 @@
 //! component exports and which covers the most of its imports.
 
 use crate::component::{Component, ItemName, Wasm};
+use crate::engine_features::EngineFeature;
 use crate::host::KnownWorld;
 use crate::wit_name::{WitName, track_compatible};
 use serde::{Deserialize, Serialize};
@@ -40,7 +41,14 @@ pub struct Platform {
 pub fn os_of(wasm: &Wasm) -> &'static str {
     match wasm {
         Wasm::Module(_) => "wasip1",
-        Wasm::Component(c) if c.uses_async() => "wasip3",
+        Wasm::Component(c)
+            if c.uses_async()
+                || c.engine_features
+                    .iter()
+                    .any(|u| u.feature == EngineFeature::ComponentModelAsync) =>
+        {
+            "wasip3"
+        }
         Wasm::Component(_) => "wasip2",
     }
 }

@@ -29,6 +29,55 @@ fn quick() -> ConfirmOptions {
     }
 }
 
+/// The embedded host's engine features are exactly what its engine
+/// enables: each feature's probe (a core module using it, or a component
+/// with one section needing it) instantiates in the embedded wasmtime iff
+/// the built-in profile lists the feature, and the profile lists nothing it
+/// can't prove.
+#[test]
+fn the_builtin_engine_features_are_what_the_embedded_engine_enables() {
+    use worldfit::engine_features::{EMBEDDED, EngineFeature};
+    use worldfit::host::probe_wasm::{ComponentProbe, component_feature_section, core_feature_wat};
+    let host = Host::wasmtime();
+    assert_eq!(host.engine, EMBEDDED);
+    let vehicle = ComponentProbe {
+        export: "wasi:cli/run@0.2.12".parse().unwrap(),
+        imports: vec![],
+        async_builtin: false,
+    };
+    let mut proven = Vec::new();
+    for f in EngineFeature::ALL {
+        let bytes = if let Some(wat) = core_feature_wat(f) {
+            wat::parse_str(wat).unwrap()
+        } else if let Some(section) = component_feature_section(f) {
+            let mut bytes = vehicle.build().unwrap();
+            bytes.extend(section);
+            bytes
+        } else if f == EngineFeature::ComponentModelAsync {
+            ComponentProbe {
+                async_builtin: true,
+                ..vehicle.clone()
+            }
+            .build()
+            .unwrap()
+        } else {
+            continue;
+        };
+        let c = confirm(&bytes, &quick());
+        assert_eq!(
+            c.instantiated,
+            EMBEDDED.contains(&f),
+            "{f}: instantiated {} ({:?})",
+            c.instantiated,
+            c.message
+        );
+        proven.push(f);
+    }
+    for f in EMBEDDED {
+        assert!(proven.contains(f), "{f} is listed but has no probe");
+    }
+}
+
 /// The built-in profile is what the linker provides: a component importing
 /// every interface of each world (and exporting its entry point) links; one
 /// more interface doesn't. Upgrading wasmtime breaks this test, not users.

@@ -121,7 +121,7 @@ struct Report {
     os: Vec<&'static str>,
     wasip1: bool,
     core: Vec<worldfit::host::probe_wasm::CoreSupport>,
-    engine: Vec<String>,
+    engine: Vec<worldfit::engine_features::EngineFeature>,
     worlds: Vec<World>,
     features: Vec<String>,
 }

@@ -5,7 +5,8 @@ use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use worldfit::host::command::CommandLinker;
-use worldfit::host::probe::{COMPONENT_MODEL_ASYNC, Probed, probe};
+use worldfit::host::probe::{Probed, probe};
+use worldfit::host::probe_wasm::core_feature_wat;
 use worldfit::host::profile::{FORMAT, Flag, Invocation, Profile, Support};
 
 /// What `host --probe` was asked.
@@ -77,7 +78,7 @@ pub fn run(req: Request) -> Result<u8> {
                     // Core features are probed with core modules: a flag
                     // that refuses core modules (`wasmtime run -S http`)
                     // says nothing about them.
-                    removes.engine.retain(|e| e == COMPONENT_MODEL_ASYNC);
+                    removes.engine.retain(|e| core_feature_wat(*e).is_none());
                 }
                 let mut said = Vec::new();
                 if !adds.is_empty() {
@@ -255,7 +256,8 @@ fn describe(s: &Support) -> String {
         parts.push(format!("core modules {}", core.join(", ")));
     }
     if !s.engine.is_empty() {
-        parts.push(format!("enables {}", s.engine.join(", ")));
+        let names: Vec<&str> = s.engine.iter().map(|e| e.name()).collect();
+        parts.push(format!("enables {}", names.join(", ")));
     }
     parts.join("; ")
 }

@@ -6,6 +6,7 @@
 //! user's WIT directory or file.
 
 use crate::component::{ItemName, item_name};
+use crate::engine_features::EngineFeature;
 use crate::wit_name::{WitName, cmp_versions, track_compatible};
 use anyhow::{Context, Result, bail};
 use semver::Version;
@@ -123,9 +124,10 @@ pub struct Host {
     pub wasip1: bool,
     /// The core-module kinds it runs (preview 1, preview 0, reactors).
     pub core: Vec<probe_wasm::CoreSupport>,
-    /// The engine features it enables, as profiles spell them
-    /// (`component-model-async`, `gc`, ...); empty when not known.
-    pub engine: Vec<String>,
+    /// The engine features it enables. A WIT host has the embedded
+    /// engine's ([`crate::engine_features::EMBEDDED`]): WIT says nothing of
+    /// engines, and the embedded wasmtime is what judges it.
+    pub engine: Vec<EngineFeature>,
     /// Whether this is the built-in profile of the embedded wasmtime, the
     /// only host worldfit can confirm by instantiating. A profile changed
     /// after [`Host::wasmtime`] should clear it: confirmation and the fits
@@ -156,7 +158,7 @@ impl Host {
             worlds,
             wasip1: true,
             core: vec![probe_wasm::CoreSupport::Preview1],
-            engine: Vec::new(),
+            engine: crate::engine_features::EMBEDDED.to_vec(),
             builtin: true,
             known: Default::default(),
             features: Default::default(),
@@ -225,7 +227,7 @@ impl Host {
             worlds,
             wasip1: false,
             core: Vec::new(),
-            engine: Vec::new(),
+            engine: crate::engine_features::EMBEDDED.to_vec(),
             builtin: false,
             known: Default::default(),
             features: Default::default(),

@@ -14,9 +14,10 @@
 //! (`@since` gates), newest first.
 
 use super::probe_wasm::{
-    ComponentProbe, CoreFeature, CoreSupport, P2_WIT_VERSION, P3_WIT_VERSION, core_probe,
-    wasi_interfaces,
+    ComponentProbe, CoreSupport, P2_WIT_VERSION, P3_WIT_VERSION, component_feature_section,
+    core_feature_wat, core_probe, wasi_interfaces,
 };
+use crate::engine_features::EngineFeature;
 use crate::wit_name::WitName;
 use anyhow::{Result, bail};
 use semver::Version;
@@ -65,14 +66,11 @@ pub struct Probed {
     pub provides: Vec<WitName>,
     /// Core-module kinds it runs.
     pub core: Vec<CoreSupport>,
-    /// Engine features it enables: `component-model-async` and core features.
-    pub engine: Vec<String>,
+    /// Engine features it enables (sorted).
+    pub engine: Vec<EngineFeature>,
     /// How many probes were linked or refused.
     pub probes: usize,
 }
-
-/// The engine feature a component-model-async probe shows.
-pub const COMPONENT_MODEL_ASYNC: &str = "component-model-async";
 
 /// Runs `probes` through `link`, `parallel` at a time, in order of results.
 fn batch<F>(link: &F, parallel: usize, probes: &[Probe], count: &AtomicUsize) -> Vec<ProbeOutcome>
@@ -213,23 +211,54 @@ where
             imports: vec![],
             async_builtin: true,
         };
-        let cm_async = component("enables component-model async".into(), &p)?;
+        let cm_async = component("enables component-model-async".into(), &p)?;
         if batch(&link, parallel, &[cm_async], &count)[0] == ProbeOutcome::Linked
             || out
                 .drives
                 .iter()
                 .any(|d| d.version.as_ref().is_some_and(|v| v.minor == 3))
         {
-            out.engine.push(COMPONENT_MODEL_ASYNC.into());
+            out.engine.push(EngineFeature::ComponentModelAsync);
+        }
+        // Other component-model features: the plain vehicle plus one
+        // section that needs the feature.
+        let plain = ComponentProbe {
+            async_builtin: false,
+            ..p
+        }
+        .build()?;
+        let (features, probes): (Vec<EngineFeature>, Vec<Probe>) = EngineFeature::ALL
+            .into_iter()
+            .filter_map(|f| {
+                let mut bytes = plain.clone();
+                bytes.extend(component_feature_section(f)?);
+                let question = format!("enables {f}");
+                Some((f, Probe { question, bytes }))
+            })
+            .unzip();
+        for (f, outcome) in features
+            .into_iter()
+            .zip(batch(&link, parallel, &probes, &count))
+        {
+            if outcome == ProbeOutcome::Linked {
+                out.engine.push(f);
+            }
         }
     }
 
     // 3. Core features, as core modules, where the runtime runs them.
     if out.core.contains(&CoreSupport::Preview1) {
-        let enabled = linked_modules(&link, parallel, &count, &CoreFeature::ALL, |f| {
-            (format!("enables {}", feature_name(f)), f.wat())
+        let core: Vec<EngineFeature> = EngineFeature::ALL
+            .into_iter()
+            .filter(|f| core_feature_wat(*f).is_some())
+            .collect();
+        let enabled = linked_modules(&link, parallel, &count, &core, |f| {
+            (
+                format!("enables {f}"),
+                core_feature_wat(f).expect("filtered above"),
+            )
         });
-        out.engine.extend(enabled.into_iter().map(feature_name));
+        out.engine.extend(enabled);
     }
     out.engine.sort();
     out.provides.sort();
@@ -265,14 +294,6 @@ where
         .zip(batch(link, parallel, &probes, count))
         .filter_map(|(item, o)| (o == ProbeOutcome::Linked).then_some(*item))
         .collect()
-}
-
-/// A core feature's name as profiles spell it (`tail-call`).
-pub fn feature_name(f: CoreFeature) -> String {
-    serde_json::to_value(f)
-        .ok()
-        .and_then(|v| v.as_str().map(String::from))
-        .unwrap_or_default()
 }
 
 /// The WASI interfaces the runtime provides, with `vehicle` as the export of
@@ -457,8 +478,25 @@ mod tests {
         for c in CoreSupport::ALL {
             core_probe(c.wat());
         }
-        for f in CoreFeature::ALL {
-            core_probe(f.wat());
+        for f in EngineFeature::ALL {
+            if let Some(wat) = core_feature_wat(f) {
+                core_probe(wat);
+            }
+            if let Some(section) = component_feature_section(f) {
+                let mut bytes = ComponentProbe {
+                    export: name("wasi:cli/run@0.2.12"),
+                    imports: vec![],
+                    async_builtin: false,
+                }
+                .build()
+                .unwrap();
+                bytes.extend(section);
+                let uses = crate::engine_features::scan(&bytes).unwrap();
+                assert!(
+                    uses.iter().any(|u| u.feature == f),
+                    "{f}'s probe section doesn't need it: {uses:?}"
+                );
+            }
         }
     }
 }

@@ -12,6 +12,7 @@
 //! then wrapped by `wit-component` exactly as a toolchain would.
 
 use super::embedded::builtin_wit;
+use crate::engine_features::EngineFeature;
 use crate::wit_name::WitName;
 use anyhow::{Context, Result};
 use semver::Version;
@@ -452,82 +453,80 @@ impl CoreSupport {
     }
 }
 
-/// Core-wasm features a runtime may enable, each probed by a `_start`
-/// module that uses it and imports nothing. Names follow the WebAssembly
-/// proposals (and wasmtime's `-W` options).
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
-#[serde(rename_all = "kebab-case")]
-pub enum CoreFeature {
-    /// 128-bit SIMD.
-    Simd,
-    /// Relaxed SIMD.
-    RelaxedSimd,
-    /// Tail calls (`return_call`).
-    TailCall,
-    /// Exception handling (`try_table`, `throw`).
-    Exceptions,
-    /// Garbage-collected structs and arrays.
-    Gc,
-    /// Typed function references (`call_ref`).
-    FunctionReferences,
-    /// Threads: shared memories and atomics.
-    Threads,
-    /// 64-bit memories.
-    Memory64,
-    /// Several memories in one module.
-    MultiMemory,
-    /// Extended constant expressions.
-    ExtendedConst,
+/// The probe module for a core feature: a `_start` module that uses it and
+/// imports nothing; `None` for component-model features (see
+/// [`component_feature_section`]). Each probe uses what its feature's
+/// proposal adds and nothing newer.
+pub fn core_feature_wat(feature: EngineFeature) -> Option<&'static str> {
+    Some(match feature {
+        EngineFeature::Simd => "(module (func (export \"_start\") v128.const i32x4 0 0 0 0 drop))",
+        EngineFeature::RelaxedSimd => {
+            "(module (func (export \"_start\") v128.const i32x4 0 0 0 0 v128.const i32x4 0 0 0 0 i8x16.relaxed_swizzle drop))"
+        }
+        EngineFeature::TailCall => "(module (func $f) (func (export \"_start\") return_call $f))",
+        EngineFeature::Exceptions => {
+            "(module (tag $t) (func (export \"_start\") (block $h (try_table (catch_all $h) (throw $t)))))"
+        }
+        EngineFeature::Gc => {
+            "(module (type $s (struct (field i32))) (func (export \"_start\") i32.const 1 struct.new $s drop))"
+        }
+        EngineFeature::FunctionReferences => {
+            "(module (type $ft (func)) (func $f (type $ft)) (elem declare func $f) (func (export \"_start\") ref.func $f call_ref $ft))"
+        }
+        EngineFeature::Threads => {
+            "(module (memory 1 1 shared) (func (export \"_start\") i32.const 0 i32.atomic.load drop))"
+        }
+        EngineFeature::Memory64 => "(module (memory i64 1) (func (export \"_start\")))",
+        EngineFeature::MultiMemory => {
+            "(module (memory 1) (memory $b 1) (func (export \"_start\") i32.const 0 i32.load $b drop))"
+        }
+        EngineFeature::ExtendedConst => {
+            "(module (global i32 (i32.add (i32.const 1) (i32.const 2))) (func (export \"_start\")))"
+        }
+        EngineFeature::CustomPageSizes => {
+            "(module (memory 1 (pagesize 1)) (func (export \"_start\")))"
+        }
+        EngineFeature::WideArithmetic => {
+            "(module (func (export \"_start\") i64.const 1 i64.const 2 i64.mul_wide_u drop drop))"
+        }
+        _ => return None,
+    })
 }
 
-impl CoreFeature {
-    /// Every feature, in the order they are shown.
-    pub const ALL: [CoreFeature; 10] = [
-        CoreFeature::Simd,
-        CoreFeature::RelaxedSimd,
-        CoreFeature::TailCall,
-        CoreFeature::Exceptions,
-        CoreFeature::Gc,
-        CoreFeature::FunctionReferences,
-        CoreFeature::Threads,
-        CoreFeature::Memory64,
-        CoreFeature::MultiMemory,
-        CoreFeature::ExtendedConst,
-    ];
-
-    /// The probe module's text.
-    pub fn wat(self) -> &'static str {
-        match self {
-            CoreFeature::Simd => {
-                "(module (func (export \"_start\") v128.const i32x4 0 0 0 0 drop))"
-            }
-            CoreFeature::RelaxedSimd => {
-                "(module (func (export \"_start\") v128.const i32x4 0 0 0 0 v128.const i32x4 0 0 0 0 i8x16.relaxed_swizzle drop))"
-            }
-            CoreFeature::TailCall => "(module (func $f) (func (export \"_start\") return_call $f))",
-            CoreFeature::Exceptions => {
-                "(module (tag $t) (func (export \"_start\") (block $h (try_table (catch_all $h) (throw $t)))))"
-            }
-            CoreFeature::Gc => {
-                "(module (type $s (struct (field i32))) (func (export \"_start\") i32.const 1 struct.new $s drop))"
-            }
-            CoreFeature::FunctionReferences => {
-                "(module (type $ft (func)) (func $f (type $ft)) (elem declare func $f) (func (export \"_start\") ref.func $f call_ref $ft))"
-            }
-            CoreFeature::Threads => {
-                "(module (memory 1 1 shared) (func (export \"_start\") i32.const 0 i32.atomic.load drop))"
-            }
-            CoreFeature::Memory64 => "(module (memory i64 1) (func (export \"_start\")))",
-            CoreFeature::MultiMemory => {
-                "(module (memory 1) (memory $b 1) (func (export \"_start\") i32.const 0 i32.load $b drop))"
-            }
-            CoreFeature::ExtendedConst => {
-                "(module (global i32 (i32.add (i32.const 1) (i32.const 2))) (func (export \"_start\")))"
-            }
+/// A section that, appended to a component (component sections come in
+/// any order), makes it need a component-model feature and nothing else:
+/// an unused type or built-in. `None` for the features probed otherwise
+/// (async, through [`ComponentProbe::async_builtin`]) or not at all.
+pub fn component_feature_section(feature: EngineFeature) -> Option<Vec<u8>> {
+    use wasm_encoder::{
+        CanonicalFunctionSection, ComponentSection, ComponentTypeSection, ComponentValType,
+        PrimitiveValType,
+    };
+    let mut out = Vec::new();
+    match feature {
+        EngineFeature::ComponentModelMap => {
+            let mut types = ComponentTypeSection::new();
+            types.defined_type().map(
+                ComponentValType::Primitive(PrimitiveValType::String),
+                ComponentValType::Primitive(PrimitiveValType::String),
+            );
+            types.append_to_component(&mut out);
         }
+        EngineFeature::ComponentModelFixedLengthLists => {
+            let mut types = ComponentTypeSection::new();
+            types
+                .defined_type()
+                .fixed_length_list(ComponentValType::Primitive(PrimitiveValType::U8), 4);
+            types.append_to_component(&mut out);
+        }
+        EngineFeature::ComponentModelErrorContext => {
+            let mut canon = CanonicalFunctionSection::new();
+            canon.error_context_drop();
+            canon.append_to_component(&mut out);
+        }
+        _ => return None,
     }
+    Some(out)
 }
 
 /// Assembles a probe module's text.

@@ -15,6 +15,7 @@ use super::probe_wasm::{
 };
 use super::{Host, HostWorld};
 use crate::component::ItemName;
+use crate::engine_features::EngineFeature;
 use crate::wit_name::WitName;
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
@@ -70,9 +71,10 @@ pub struct Support {
     /// WASI interfaces it provides, each at a release.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub provides: Vec<String>,
-    /// Engine features it enables (`component-model-async`, `gc`, ...).
+    /// Engine features it enables (`component-model-async`, `gc`, ...:
+    /// [`EngineFeature`] names).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub engine: Vec<String>,
+    pub engine: Vec<EngineFeature>,
     /// Core-module kinds it runs (`preview1`, `preview0`, `reactor`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub core: Vec<CoreSupport>,
@@ -205,7 +207,7 @@ impl Support {
         }
         for e in &more.engine {
             if !out.engine.contains(e) {
-                out.engine.push(e.clone());
+                out.engine.push(*e);
             }
         }
         for c in &more.core {
@@ -391,7 +393,7 @@ impl Profile {
             }
             for e in &support.engine {
                 if !engine.contains(e) {
-                    engine.push(e.clone());
+                    engine.push(*e);
                 }
             }
         }
