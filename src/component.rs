@@ -86,6 +86,10 @@ pub struct CoreImport {
     pub name: String,
     /// The signature, for function imports; `None` for memories, tables, globals, tags.
     pub func: Option<CoreSig>,
+    /// What a non-function import is, in WebAssembly text words:
+    /// `memory 1 16 shared`, `memory i64 1`, `table 1 funcref`,
+    /// `global (mut i32)`, `tag`. `None` for functions.
+    pub other: Option<String>,
 }
 
 /// A decoded core module: what it imports and which entry point it has.
@@ -199,6 +203,32 @@ pub fn decode(bytes: &[u8]) -> Result<Wasm, DecodeError> {
     }
 }
 
+/// A non-function import's type in WebAssembly text words.
+fn describe_import(ty: &wasmparser::TypeRef) -> Option<String> {
+    use wasmparser::TypeRef;
+    Some(match ty {
+        TypeRef::Func(_) | TypeRef::FuncExact(_) => return None,
+        TypeRef::Memory(m) => {
+            let mut out = String::from("memory");
+            if m.memory64 {
+                out.push_str(" i64");
+            }
+            out.push_str(&format!(" {}", m.initial));
+            if let Some(max) = m.maximum {
+                out.push_str(&format!(" {max}"));
+            }
+            if m.shared {
+                out.push_str(" shared");
+            }
+            out
+        }
+        TypeRef::Table(t) => format!("table {} {}", t.initial, t.element_type),
+        TypeRef::Global(g) if g.mutable => format!("global (mut {})", g.content_type),
+        TypeRef::Global(g) => format!("global {}", g.content_type),
+        TypeRef::Tag(_) => "tag".into(),
+    })
+}
+
 fn val_type(t: wasmparser::ValType) -> CoreValType {
     match t {
         wasmparser::ValType::I32 => CoreValType::I32,
@@ -260,6 +290,7 @@ fn decode_module(bytes: &[u8]) -> anyhow::Result<CoreModule> {
                         module: import.module.to_string(),
                         name: import.name.to_string(),
                         func,
+                        other: describe_import(&import.ty),
                     });
                 }
             }

@@ -3,11 +3,13 @@
 //!
 //! `os.features` lists the *target world(s)* first, at the highest version the
 //! component uses on that world's track, then every import no target world
-//! covers, sorted. A target world is a known world whose entry points the
-//! component exports and which covers the most of its imports.
+//! covers, sorted, then the engine features the build needs
+//! (`wasm:feature/NAME`, see [`crate::engine_features`]), sorted. A target
+//! world is a known world whose entry points the component exports and
+//! which covers the most of its imports.
 
 use crate::component::{Component, ItemName, Wasm};
-use crate::engine_features::EngineFeature;
+use crate::engine_features::{EngineFeature, FeatureUse};
 use crate::host::KnownWorld;
 use crate::wit_name::{WitName, track_compatible};
 use serde::{Deserialize, Serialize};
@@ -144,15 +146,25 @@ pub fn features_of(worlds: &[WitName], uncovered: &[WitName]) -> Vec<String> {
     out
 }
 
+/// The `os.features` strings of the engine features a build needs,
+/// `wasm:feature/NAME`, sorted: they follow the WIT names.
+pub fn engine_os_features(uses: &[FeatureUse]) -> Vec<String> {
+    let mut out: Vec<String> = uses.iter().map(|u| u.feature.os_feature()).collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// Computes the platform of a build, choosing target worlds from `known`.
 pub fn platform(wasm: &Wasm, known: &[KnownWorld]) -> Platform {
-    let os_features = match wasm {
+    let mut os_features = match wasm {
         Wasm::Module(_) => Vec::new(),
         Wasm::Component(c) => {
             let (worlds, uncovered) = targets(c, known);
             features_of(&worlds, &uncovered)
         }
     };
+    os_features.extend(engine_os_features(wasm.engine_features()));
     Platform {
         architecture: "wasm".into(),
         os: os_of(wasm).into(),

@@ -9,6 +9,7 @@
 //! instead.
 
 use crate::component::{Component, CoreModule, ItemName, WASIP1_MODULE, Wasm};
+use crate::engine_features::{self, FeatureUse};
 use crate::host::probe_wasm::CoreSupport;
 use crate::host::{Host, HostWorld};
 use crate::types::{Comparer, Side, render_function};
@@ -42,6 +43,10 @@ pub enum ProblemKind {
     UnsupportedImport,
     /// The host cannot run this kind of binary at all.
     UnsupportedKind,
+    /// The binary needs an engine feature the host doesn't enable
+    /// (`wasm:feature/component-model-map`): the host's engine refuses it
+    /// before any import is looked at.
+    UnsupportedFeature,
     /// The embedded wasmtime could not compile the binary.
     CompileFailed,
     /// Linking or instantiating in the embedded wasmtime failed (the detail
@@ -80,9 +85,45 @@ pub struct Verdict {
 
 /// Checks a decoded binary against every world of a host.
 pub fn check(wasm: &Wasm, host: &Host) -> Verdict {
-    match wasm {
+    let mut verdict = match wasm {
         Wasm::Component(c) => check_component(c, host),
         Wasm::Module(m) => check_module(m, host),
+    };
+    // The engine refuses a binary before its linker sees it, so a missing
+    // engine feature makes every world fail alike: the world that fit, or
+    // the closest, is where the problems are listed.
+    let missing = engine_features::missing(wasm.engine_features(), &host.engine);
+    if !missing.is_empty() {
+        if verdict.compatible {
+            verdict.compatible = false;
+            verdict.closest = verdict.world.take();
+        }
+        let features: Vec<Problem> = missing
+            .into_iter()
+            .map(|u| unsupported_feature(u, host))
+            .collect();
+        verdict.problems.splice(0..0, features);
+    }
+    verdict
+}
+
+/// The problem for a missing engine feature, saying how to turn it on.
+fn unsupported_feature(u: &FeatureUse, host: &Host) -> Problem {
+    let f = u.feature;
+    let why = if host.builtin {
+        " (wasmtime 48 keeps it off by default; worldfit's embedded engine does too)"
+    } else {
+        ""
+    };
+    Problem {
+        kind: ProblemKind::UnsupportedFeature,
+        name: f.os_feature(),
+        detail: format!(
+            "needs the engine feature `{f}` ({}); host `{}` doesn't enable it{why}: on the wasmtime CLI `-W {f}=y`, when embedding wasmtime `{}`",
+            u.at,
+            host.name,
+            f.config_method()
+        ),
     }
 }
 

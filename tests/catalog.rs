@@ -104,6 +104,17 @@ fn fixtures(dir: &Path) -> Vec<(String, PathBuf)> {
         std::fs::write(&path, common::case_component(case, world)).unwrap();
         out.push((case.into(), path));
     }
+    // Engine features: a `map` type, and the async ABI in a 0.2 command.
+    let path = dir.join("map-type-export.wasm");
+    std::fs::write(&path, common::case_component("map-type-export", "app")).unwrap();
+    out.push(("map-type-export".into(), path));
+    let path = dir.join("p2-command-async-builtins.wasm");
+    std::fs::write(
+        &path,
+        common::case_component_async("p2-command-async-builtins", "cli"),
+    )
+    .unwrap();
+    out.push(("p2-command-async-builtins".into(), path));
     out
 }
 

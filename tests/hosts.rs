@@ -490,3 +490,58 @@ fn select_judges_for_a_catalog_host_as_invoked() {
         text(&out)
     );
 }
+
+/// The `map-type-export` case on the real CLI's profile: `wasmtime run`
+/// refuses a `map` type until given `-W component-model-map=y` (which
+/// releases from 44 know), and worldfit says that flag.
+#[test]
+fn a_map_type_runs_only_with_the_map_flag() {
+    let dir = tempfile::tempdir().unwrap();
+    let comp = write(
+        dir.path(),
+        "map.wasm",
+        &common::case_component("map-type-export", "app"),
+    );
+    let out = check(&comp, "wasmtime@49");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("unsupported-feature  wasm:feature/component-model-map"),
+        "{}",
+        text(&out)
+    );
+    assert!(
+        text(&out).contains("-W component-model-map=y"),
+        "{}",
+        text(&out)
+    );
+    let out = check(&comp, "wasmtime@49 run -W component-model-map=y");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // The embedded engine keeps maps off, as wasmtime 48 does.
+    let out = worldfit_os(&[
+        OsStr::new("check"),
+        comp.as_os_str(),
+        OsStr::new("--no-confirm"),
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+}
+
+/// The `p2-command-async-builtins` case: releases without component-model
+/// async (36) refuse it by its engine feature, not its imports.
+#[test]
+fn async_builtins_need_a_release_with_component_model_async() {
+    let dir = tempfile::tempdir().unwrap();
+    let comp = write(
+        dir.path(),
+        "async.wasm",
+        &common::case_component_async("p2-command-async-builtins", "cli"),
+    );
+    let out = check(&comp, "wasmtime@36");
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("unsupported-feature  wasm:feature/component-model-async"),
+        "{}",
+        text(&out)
+    );
+    let out = check(&comp, "wasmtime@49");
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}

@@ -239,3 +239,120 @@ fn truncations_never_panic() {
         module.len()
     );
 }
+
+/// The `map-type-export` case: a WASI 0.2 command exporting a function that
+/// returns `map<string, string>`. wasmtime 48 (and 49's CLI) refuse to even
+/// parse it without the map feature, so the type level says so, with the
+/// switch, and its platform carries the need.
+#[test]
+fn a_map_type_needs_the_map_feature_at_the_type_level_and_in_the_index() {
+    use worldfit::engine_features::EngineFeature;
+    use worldfit::os_features::{Level, os_feature_levels};
+    let bytes = common::case_component("map-type-export", "app");
+    let wasm = decode(&bytes).unwrap();
+    let needs: Vec<EngineFeature> = wasm.engine_features().iter().map(|u| u.feature).collect();
+    assert_eq!(needs, [EngineFeature::ComponentModelMap]);
+    let host = Host::wasmtime();
+    let v = check(&wasm, &host);
+    assert!(!v.compatible);
+    assert_eq!(v.problems.len(), 1, "{:?}", v.problems);
+    let p = &v.problems[0];
+    assert_eq!(p.kind, ProblemKind::UnsupportedFeature);
+    assert_eq!(p.name, "wasm:feature/component-model-map");
+    assert!(p.detail.contains("`-W component-model-map=y`"), "{}", p.detail);
+    assert!(
+        p.detail.contains("Config::wasm_component_model_map(true)"),
+        "{}",
+        p.detail
+    );
+    let platform = platform(&wasm, host.known_worlds());
+    assert_eq!(platform.os, "wasip2");
+    assert_eq!(
+        platform.os_features,
+        ["wasi:cli/command@0.2.12", "wasm:feature/component-model-map"]
+    );
+    // Judged by the index alone, the embedded host says no.
+    let (level, _) = os_feature_levels(&platform.os_features, &host);
+    assert_eq!(level, Level::No);
+    // A host that enables the feature takes it, by the index and by the types.
+    let mut with_map = Host::wasmtime();
+    with_map.engine.push(EngineFeature::ComponentModelMap);
+    assert!(check(&wasm, &with_map).compatible);
+    assert_eq!(
+        os_feature_levels(&platform.os_features, &with_map).0,
+        Level::Yes
+    );
+}
+
+/// The `p2-command-async-builtins` case: a WASI 0.2 command built with
+/// async-enabled bindings imports only 0.2 interfaces but uses the
+/// component-model async ABI and built-ins. It is a `wasip3` build
+/// (design.md), needs `component-model-async`, and a host without it is
+/// told so.
+#[test]
+fn async_builtins_in_a_0_2_command_make_it_wasip3() {
+    use worldfit::engine_features::EngineFeature;
+    let bytes = common::case_component_async("p2-command-async-builtins", "cli");
+    let wasm = decode(&bytes).unwrap();
+    let uses = wasm.engine_features();
+    assert_eq!(uses.len(), 1, "{uses:?}");
+    assert_eq!(uses[0].feature, EngineFeature::ComponentModelAsync);
+    let host = Host::wasmtime();
+    let platform = platform(&wasm, host.known_worlds());
+    assert_eq!(platform.os, "wasip3");
+    assert_eq!(
+        platform.os_features,
+        [
+            "wasi:cli/command@0.2.12",
+            "wasm:feature/component-model-async"
+        ]
+    );
+    assert!(check(&wasm, &host).compatible);
+    let mut without = Host::wasmtime();
+    without
+        .engine
+        .retain(|f| *f != EngineFeature::ComponentModelAsync);
+    let v = check(&wasm, &without);
+    assert!(!v.compatible);
+    assert_eq!(v.problems[0].kind, ProblemKind::UnsupportedFeature);
+    assert_eq!(v.problems[0].name, "wasm:feature/component-model-async");
+    // The same world built with the synchronous ABI needs nothing more.
+    let sync = decode(&common::case_component("p2-command-async-builtins", "cli")).unwrap();
+    assert!(sync.engine_features().is_empty());
+    assert_eq!(platform_os(&sync), "wasip2");
+}
+
+fn platform_os(wasm: &Wasm) -> String {
+    platform(wasm, Host::wasmtime().known_worlds()).os
+}
+
+/// Core-module features are read from sections, and a wasip1 module's
+/// platform carries them: a module with a shared memory import needs
+/// threads, which the embedded engine keeps off.
+#[test]
+fn a_module_importing_a_shared_memory_needs_threads() {
+    let bytes = wat::parse_str(
+        r#"(module
+             (import "env" "memory" (memory 1 16 shared))
+             (import "wasi_snapshot_preview1" "proc_exit" (func (param i32)))
+             (func (export "_start")))"#,
+    )
+    .unwrap();
+    let wasm = decode(&bytes).unwrap();
+    let Wasm::Module(m) = &wasm else {
+        panic!("a module")
+    };
+    assert_eq!(m.imports[0].other.as_deref(), Some("memory 1 16 shared"));
+    let v = check(&wasm, &Host::wasmtime());
+    assert!(!v.compatible);
+    let feature = v
+        .problems
+        .iter()
+        .find(|p| p.kind == ProblemKind::UnsupportedFeature)
+        .expect("a feature problem");
+    assert_eq!(feature.name, "wasm:feature/threads");
+    assert!(feature.detail.contains("shared memory import env.memory"), "{}", feature.detail);
+    let p = platform(&wasm, Host::wasmtime().known_worlds());
+    assert_eq!(p.os, "wasip1");
+    assert_eq!(p.os_features, ["wasm:feature/threads"]);
+}

@@ -6,6 +6,7 @@ use anyhow::Result;
 use clap::{Args, ValueEnum};
 use serde::Serialize;
 use worldfit::component::ItemName;
+use worldfit::engine_features::OS_FEATURE_PREFIX;
 use worldfit::host::Host;
 use worldfit::platform::containerd_string;
 
@@ -208,12 +209,18 @@ impl Opts {
             Format::Containerd => {
                 let mut text = String::new();
                 for os in &report.os {
-                    let features: &[String] = if *os == "wasip1" {
-                        &[]
+                    // A wasip1 entry carries engine features only.
+                    let features: Vec<String> = if *os == "wasip1" {
+                        report
+                            .features
+                            .iter()
+                            .filter(|f| f.starts_with(OS_FEATURE_PREFIX))
+                            .cloned()
+                            .collect()
                     } else {
-                        &report.features
+                        report.features.clone()
                     };
-                    text.push_str(&containerd_string(os, "wasm", features));
+                    text.push_str(&containerd_string(os, "wasm", &features));
                     text.push('\n');
                 }
                 print(&text)?;

@@ -8,6 +8,7 @@ use serde::Serialize;
 use std::path::PathBuf;
 use wit_parser::WorldItem;
 use worldfit::component::{Component, CoreModule, ItemName, Wasm};
+use worldfit::engine_features::FeatureUse;
 use worldfit::host::standard_worlds;
 use worldfit::platform::{Platform, containerd_string, os_of, platform, targets};
 use worldfit::types::{render_function, render_type};
@@ -45,6 +46,8 @@ struct Report {
     wasi: &'static str,
     targets: Vec<String>,
     platform: Platform,
+    /// The engine features it needs, each with its first use.
+    engine_features: Vec<FeatureUse>,
     imports: Vec<Item>,
     exports: Vec<Item>,
 }
@@ -119,7 +122,8 @@ fn module_items(m: &CoreModule) -> (Vec<Item>, Vec<Item>) {
                 .func
                 .as_ref()
                 .map(ToString::to_string)
-                .unwrap_or_else(|| "(non-function)".into()),
+                .or_else(|| i.other.clone())
+                .unwrap_or_default(),
         };
         match imports.iter_mut().find(|it| it.name == i.module) {
             Some(it) => it.functions.push(f),
@@ -185,6 +189,7 @@ impl Opts {
             wasi: os_of(&wasm),
             targets: target_names,
             platform,
+            engine_features: wasm.engine_features().to_vec(),
             imports,
             exports,
         };
@@ -220,6 +225,20 @@ impl Opts {
             "containerd".into(),
             containerd_string(&p.os, &p.architecture, &p.os_features),
         ]);
+        if report.engine_features.is_empty() {
+            rows.push(vec!["engine".into(), none()]);
+        }
+        for (i, u) in report.engine_features.iter().enumerate() {
+            rows.push(vec![
+                if i == 0 {
+                    "engine".into()
+                } else {
+                    String::new()
+                },
+                u.feature.to_string(),
+                u.at.clone(),
+            ]);
+        }
         let mut list = |label: &str, items: &[Item]| {
             if items.is_empty() {
                 rows.push(vec![label.into(), none()]);

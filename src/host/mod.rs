@@ -278,7 +278,8 @@ impl Host {
 
     /// The WIT names this host advertises as platform features: its worlds'
     /// names, the known worlds each host world satisfies (at the version the
-    /// host provides), and every interface it provides or drives. Sorted,
+    /// host provides), every interface it provides or drives, and the engine
+    /// features it enables (`wasm:feature/NAME`). Sorted,
     /// deduplicated; computed once per host.
     pub fn features(&self) -> &[WitName] {
         self.features.get_or_init(|| self.compute_features())
@@ -301,6 +302,12 @@ impl Host {
                 }
             }
         }
+        // Engine features as `os.features` spell them: `wasm:feature/NAME`.
+        out.extend(
+            self.engine
+                .iter()
+                .filter_map(|f| f.os_feature().parse::<WitName>().ok()),
+        );
         out.sort();
         out.dedup();
         out

@@ -140,6 +140,14 @@ pub fn component_for(resolve: &Resolve, world: WorldId) -> Vec<u8> {
     } else {
         LiftLowerAbi::Sync
     };
+    component_with_abi(resolve, world, abi)
+}
+
+/// [`component_for`] with the ABI given: `LiftLowerAbi::AsyncCallback` for a
+/// WASI 0.2 world gives what async-enabled guest bindings emit (async
+/// lowers and lifts, the async built-ins).
+pub fn component_with_abi(resolve: &Resolve, world: WorldId, abi: LiftLowerAbi) -> Vec<u8> {
+    let w = &resolve.worlds[world];
     let mut module = dummy_module(resolve, world, ManglingAndAbi::Legacy(abi));
     embed_component_metadata(&mut module, resolve, world, StringEncoding::UTF8, false).unwrap();
     ComponentEncoder::default()
@@ -153,12 +161,24 @@ pub fn component_for(resolve: &Resolve, world: WorldId) -> Vec<u8> {
 /// Builds a component for the root world of a WIT directory under
 /// `fixtures/cases/` (a real case's imports and exports).
 pub fn case_component(dir: &str, world: &str) -> Vec<u8> {
+    let (resolve, world) = case_world(dir, world);
+    component_for(&resolve, world)
+}
+
+/// [`case_component`] with the async ABI: the case's world as async-enabled
+/// guest bindings build it.
+pub fn case_component_async(dir: &str, world: &str) -> Vec<u8> {
+    let (resolve, world) = case_world(dir, world);
+    component_with_abi(&resolve, world, LiftLowerAbi::AsyncCallback)
+}
+
+fn case_world(dir: &str, world: &str) -> (Resolve, WorldId) {
     let mut resolve = Resolve::default();
     let (pkg, _) = resolve
         .push_path(fixture(&format!("cases/{dir}")))
         .unwrap_or_else(|e| panic!("fixtures/cases/{dir}: {e:#}"));
     let world = resolve.select_world(&[pkg], Some(world)).unwrap();
-    component_for(&resolve, world)
+    (resolve, world)
 }
 
 /// Builds a core module from a WAT fixture.
