@@ -76,6 +76,7 @@ fn fixtures(dir: &Path) -> Vec<(String, PathBuf)> {
     let mut out = vec![
         ("hello-cli".to_string(), fixture("hello-cli.wasm")),
         ("http-handler".to_string(), fixture("http-handler.wasm")),
+        ("p3-hello".to_string(), fixture("p3-hello.wasm")),
     ];
     for wat in [
         "wasip1-hello.wat",

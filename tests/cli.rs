@@ -497,23 +497,28 @@ fn bad_input_is_exit_2_with_one_error_line() {
         ),
         (
             write("truncated-component.wasm", &hello[..hello.len() / 2]),
-            "is not a valid WebAssembly component or module",
+            "can't be decoded",
         ),
         (
             write("truncated-module.wasm", &module[..module.len() - 7]),
-            "is not a valid WebAssembly component or module",
+            "can't be decoded",
         ),
         (
             write("package.wasm", &wit_pkg),
             "is a WIT package, not a component",
         ),
+        (write("huge-section.wasm", &huge), "can't be decoded"),
+        // A component type the decoder doesn't know: the error names it.
         (
-            write("huge-section.wasm", &huge),
-            "is not a valid WebAssembly component or module",
+            write(
+                "unknown-type.wasm",
+                b"\0asm\x0d\x00\x01\x00\x07\x02\x01\x5a",
+            ),
+            "invalid leading byte (0x5a) for component defined type",
         ),
         (
             write("bad-version.wasm", b"\0asm\x05\x00\x00\x00"),
-            "is not a valid WebAssembly component or module",
+            "can't be decoded",
         ),
         (dir.path().to_path_buf(), "failed to read"),
         (dir.path().join("missing.wasm"), "failed to read"),

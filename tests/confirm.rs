@@ -78,6 +78,18 @@ fn the_builtin_engine_features_are_what_the_embedded_engine_enables() {
     }
 }
 
+/// The WASI 0.3.2 command (0.3.2 and 0.2.6 imports side by side) links
+/// and instantiates in the embedded wasmtime, whose 0.3 interfaces are
+/// 0.3.0's: the type-level "compatible" is the linker's answer too.
+#[test]
+fn a_0_3_2_command_instantiates_on_the_0_3_0_linker() {
+    let bytes = std::fs::read(fixture("p3-hello.wasm")).unwrap();
+    let v = check(&decode(&bytes).unwrap(), &Host::wasmtime());
+    assert!(v.compatible, "{:?}", v.problems);
+    let c = confirm(&bytes, &quick());
+    assert!(c.instantiated, "{:?}", c.message);
+}
+
 /// The built-in profile is what the linker provides: a component importing
 /// every interface of each world (and exporting its entry point) links; one
 /// more interface doesn't. Upgrading wasmtime breaks this test, not users.

@@ -259,7 +259,11 @@ fn a_map_type_needs_the_map_feature_at_the_type_level_and_in_the_index() {
     let p = &v.problems[0];
     assert_eq!(p.kind, ProblemKind::UnsupportedFeature);
     assert_eq!(p.name, "wasm:feature/component-model-map");
-    assert!(p.detail.contains("`-W component-model-map=y`"), "{}", p.detail);
+    assert!(
+        p.detail.contains("`-W component-model-map=y`"),
+        "{}",
+        p.detail
+    );
     assert!(
         p.detail.contains("Config::wasm_component_model_map(true)"),
         "{}",
@@ -269,7 +273,10 @@ fn a_map_type_needs_the_map_feature_at_the_type_level_and_in_the_index() {
     assert_eq!(platform.os, "wasip2");
     assert_eq!(
         platform.os_features,
-        ["wasi:cli/command@0.2.12", "wasm:feature/component-model-map"]
+        [
+            "wasi:cli/command@0.2.12",
+            "wasm:feature/component-model-map"
+        ]
     );
     // Judged by the index alone, the embedded host says no.
     let (level, _) = os_feature_levels(&platform.os_features, &host);
@@ -351,8 +358,46 @@ fn a_module_importing_a_shared_memory_needs_threads() {
         .find(|p| p.kind == ProblemKind::UnsupportedFeature)
         .expect("a feature problem");
     assert_eq!(feature.name, "wasm:feature/threads");
-    assert!(feature.detail.contains("shared memory import env.memory"), "{}", feature.detail);
+    assert!(
+        feature.detail.contains("shared memory import env.memory"),
+        "{}",
+        feature.detail
+    );
     let p = platform(&wasm, Host::wasmtime().known_worlds());
     assert_eq!(p.os, "wasip1");
     assert_eq!(p.os_features, ["wasm:feature/threads"]);
+}
+
+/// WASI 0.3.2 beside 0.2: `fixtures/p3-hello.wasm`, built with the `wasip3`
+/// crate (0.10.0+wasi-0.3.2), exports `wasi:cli/run@0.3.2` and imports
+/// `wasi:cli/stdout@0.3.2` next to the 0.2.6 interfaces Rust's standard
+/// library uses. On a 0.3.0 host its target world is *maybe* by the index,
+/// and the types decide: wasmtime's linker matches 0.3.2 to the host's
+/// 0.3.0 on the `0.3` track, and every item it uses is there.
+#[test]
+fn a_0_3_2_command_is_maybe_by_the_index_and_fits_a_0_3_0_host_by_its_types() {
+    use worldfit::engine_features::EngineFeature;
+    use worldfit::os_features::{Level, os_feature_level};
+    let bytes = std::fs::read(common::fixture("p3-hello.wasm")).unwrap();
+    let wasm = decode(&bytes).unwrap();
+    let host = Host::wasmtime();
+    let p = platform(&wasm, host.known_worlds());
+    assert_eq!(p.os, "wasip3");
+    assert_eq!(p.os_features[0], "wasi:cli/command@0.3.2");
+    assert!(p.os_features.contains(&"wasi:io/streams@0.2.6".to_string()));
+    assert_eq!(
+        p.os_features.last().map(String::as_str),
+        Some("wasm:feature/component-model-async")
+    );
+    let level = os_feature_level("wasi:cli/command@0.3.2", &host);
+    assert_eq!(level.level, Level::Maybe);
+    assert_eq!(level.host_has.as_deref(), Some("wasi:cli/command@0.3.0"));
+    let features: Vec<EngineFeature> = wasm.engine_features().iter().map(|u| u.feature).collect();
+    assert_eq!(features, [EngineFeature::ComponentModelAsync]);
+    let v = check(&wasm, &host);
+    assert!(v.compatible, "{:?}", v.problems);
+    assert_eq!(
+        v.world.as_deref(),
+        Some("worldfit:wasmtime/wasip3-command@48.0.0")
+    );
 }
