@@ -6,10 +6,16 @@
 //! * `decode`: `worldfit::component::decode` of the bytes (already in memory);
 //! * `decode_check`: `decode` plus `verdict::check` against `Host::wasmtime()`
 //!   (the host is built once, outside the timing loop);
+//! * `validate` (the peer): wasmparser 0.263's `Validator::validate_all` with
+//!   every feature on, what `wasm-tools validate` runs, on one thread;
+//! * `body_walk`: reading every instruction of every function body, the
+//!   cost engine-feature detection would add if it walked bodies (it reads
+//!   sections only; see `worldfit::engine_features`);
 //!
 //! and, once, `Host::wasmtime()` itself (parsing the embedded WIT).
 //!
-//! Target: median decode + check of the 12 MB JS component ≤ 10 ms.
+//! Targets: median decode + check of the 12 MB JS component ≤ 10 ms, and
+//! decode + check ≤ 0.5× `validate` of the same file (printed as `ratio`).
 //!
 //! Run with `cargo bench --bench verdict` (criterion arguments work after
 //! `--`, e.g. `-- --quick` or a name filter). After criterion's own output it
@@ -131,6 +137,22 @@ fn fmt_ms(ns: Option<f64>) -> String {
     }
 }
 
+/// Reads every instruction of every function body (nested modules
+/// included), returning how many there were.
+fn body_walk(bytes: &[u8]) -> usize {
+    let mut count = 0;
+    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+        if let Ok(wasmparser::Payload::CodeSectionEntry(body)) = payload {
+            let mut ops = body.get_operators_reader().expect("bench input reads");
+            while !ops.eof() {
+                ops.read().expect("bench input reads");
+                count += 1;
+            }
+        }
+    }
+    count
+}
+
 fn main() {
     let started = SystemTime::now();
     let args: Vec<String> = std::env::args().collect();
@@ -192,6 +214,22 @@ fn main() {
                 })
             },
         );
+        group.bench_with_input(
+            BenchmarkId::from_parameter("validate"),
+            &input.bytes,
+            |b, bytes| {
+                b.iter(|| {
+                    wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::all())
+                        .validate_all(black_box(bytes))
+                        .expect("bench input validates")
+                })
+            },
+        );
+        group.bench_with_input(
+            BenchmarkId::from_parameter("body_walk"),
+            &input.bytes,
+            |b, bytes| b.iter(|| body_walk(black_box(bytes))),
+        );
         group.finish();
     }
     {
@@ -218,8 +256,8 @@ fn main() {
         .unwrap_or(0)
         .max("Host::wasmtime()".len());
     println!(
-        "  {:<name_w$}  {:>9}  {:>10}  {:>14}  target",
-        "component", "size", "decode", "decode+check"
+        "  {:<name_w$}  {:>9}  {:>10}  {:>14}  {:>10}  {:>9}  {:>10}  target",
+        "component", "size", "decode", "decode+check", "validate", "ratio", "body walk"
     );
     let mut missed = false;
     for input in &inputs {
@@ -237,12 +275,21 @@ fn main() {
         } else {
             String::new()
         };
+        let v = median_ns(&out_dir, &input.name, "validate", started);
+        let walk = median_ns(&out_dir, &input.name, "body_walk", started);
+        let ratio = match (dc, v) {
+            (Some(dc), Some(v)) => format!("{:.2}x", dc / v),
+            _ => "-".into(),
+        };
         let line = format!(
-            "  {:<name_w$}  {:>5.1} MiB  {:>10}  {:>14}  {target}",
+            "  {:<name_w$}  {:>5.1} MiB  {:>10}  {:>14}  {:>10}  {:>9}  {:>10}  {target}",
             format!("{}.wasm", input.name),
             input.bytes.len() as f64 / MIB,
             fmt_ms(d),
             fmt_ms(dc),
+            fmt_ms(v),
+            ratio,
+            fmt_ms(walk),
         );
         println!("{}", line.trim_end());
     }

@@ -12,7 +12,7 @@
 
 use std::future::Future;
 use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Config, Engine, Module};
+use wasmtime::{Config, Engine, Module, Store};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::{WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
@@ -90,7 +90,18 @@ pub fn probe_my_linker() -> wasmtime::Result<Probed> {
                 Component::new(&engine, &p.bytes)
                     .and_then(|c| components.instantiate_pre(&c).map(drop))
             } else {
-                Module::new(&engine, &p.bytes).and_then(|m| modules.instantiate_pre(&m).map(drop))
+                // A core module is also instantiated (a probe has no start
+                // function, so nothing runs): some refusals come only then,
+                // e.g. a shared memory when `Config::shared_memory` is off.
+                Module::new(&engine, &p.bytes)
+                    .and_then(|m| modules.instantiate_pre(&m))
+                    .and_then(|pre| {
+                        let mut store = Store::new(&engine, new_ctx());
+                        tokio::runtime::Builder::new_current_thread()
+                            .build()?
+                            .block_on(pre.instantiate_async(&mut store))
+                            .map(drop)
+                    })
             };
             match linked {
                 Ok(()) => ProbeOutcome::Linked,
@@ -103,8 +114,7 @@ pub fn probe_my_linker() -> wasmtime::Result<Probed> {
     .map_err(|e| wasmtime::format_err!("{e:#}"))
 }
 
-/// Keeps the state type honest: a shim builds one per instance.
-#[allow(dead_code)]
+/// A shim builds one state per instance.
 fn new_ctx() -> Ctx {
     Ctx {
         wasi: WasiCtxBuilder::new().build_p1(),

@@ -65,8 +65,16 @@ struct InspectJson {
     wasi: String,
     targets: Vec<String>,
     platform: PlatformJson,
+    engine_features: Vec<FeatureUseJson>,
     imports: Vec<ItemJson>,
     exports: Vec<ItemJson>,
+}
+
+#[derive(Deserialize, Debug)]
+#[serde(deny_unknown_fields)]
+struct FeatureUseJson {
+    feature: String,
+    at: String,
 }
 
 #[derive(Deserialize, Debug)]
@@ -310,6 +318,7 @@ fn inspect_json_shape() {
     assert_eq!(j.platform.architecture, "wasm");
     assert_eq!(j.platform.os, "wasip2");
     assert_eq!(j.platform.os_features[0], "wasi:http/proxy@0.2.12");
+    assert!(j.engine_features.is_empty(), "{:?}", j.engine_features);
     assert!(
         j.platform
             .os_features
@@ -380,9 +389,15 @@ fn host_json_and_containerd() {
     assert!(j.builtin && j.wasip1);
     assert_eq!(j.name, "embedded-wasmtime@48");
     assert_eq!(j.core, ["preview1"]);
+    // The embedded engine's features (proven in tests/confirm.rs), with
+    // maps and shared memories off as in wasmtime 48.
+    assert!(j.engine.contains(&"component-model-async".to_string()));
+    assert!(j.engine.contains(&"gc".to_string()));
+    assert!(!j.engine.contains(&"component-model-map".to_string()));
+    assert!(!j.engine.contains(&"threads".to_string()));
     assert!(
-        j.engine.is_empty(),
-        "the embedded engine's features are not measured yet"
+        j.features
+            .contains(&"wasm:feature/component-model-async".to_string())
     );
     assert_eq!(j.os, ["wasip1", "wasip2", "wasip3"]);
     let names: Vec<&str> = j.worlds.iter().map(|w| w.name.as_str()).collect();
@@ -417,12 +432,17 @@ fn host_json_and_containerd() {
     let text = stdout(&out);
     let lines: Vec<&str> = text.lines().collect();
     assert_eq!(lines.len(), 3);
-    assert_eq!(lines[0], "wasip1/wasm");
+    // A wasip1 entry carries engine features only.
+    assert!(
+        lines[0].starts_with("wasip1(+wasm%3Afeature%2F") && lines[0].ends_with(")/wasm"),
+        "{}",
+        lines[0]
+    );
     // containerd's parser: `os(+feature...)/arch` with features in [A-Za-z0-9_.%-].
-    for line in &lines[1..] {
+    for line in &lines {
         let (os, rest) = line.split_once('(').unwrap();
         let (features, arch) = rest.rsplit_once(")/").unwrap();
-        assert!(os == "wasip2" || os == "wasip3");
+        assert!(["wasip1", "wasip2", "wasip3"].contains(&os));
         assert_eq!(arch, "wasm");
         assert!(features.starts_with('+'));
         for f in features[1..].split('+') {
@@ -433,7 +453,10 @@ fn host_json_and_containerd() {
                 "{f}"
             );
         }
-        assert!(features.contains("+wasi%3Acli%2Fcommand%400.2.12+"));
+        assert!(features.contains("+wasm%3Afeature%2Fcomponent-model-async"));
+        if os != "wasip1" {
+            assert!(features.contains("+wasi%3Acli%2Fcommand%400.2.12+"));
+        }
     }
 }
 
@@ -598,4 +621,29 @@ fn bad_hosts_are_exit_2() {
     // `--wit` without `--world` is a usage error (clap's exit 2).
     let out = worldfit(&["host", "--wit", path(&wit)]);
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// `inspect --json` lists the engine features a binary needs, each with
+/// where it is first used, and the platform carries them.
+#[test]
+fn inspect_json_lists_engine_features() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("map.wasm");
+    std::fs::write(&file, common::case_component("map-type-export", "app")).unwrap();
+    let out = worldfit(&["inspect", path(&file), "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let j: InspectJson = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(j.engine_features.len(), 1, "{:?}", j.engine_features);
+    assert_eq!(j.engine_features[0].feature, "component-model-map");
+    assert_eq!(j.engine_features[0].at, "a `map` type");
+    assert_eq!(
+        j.platform.os_features.last().map(String::as_str),
+        Some("wasm:feature/component-model-map")
+    );
+    let out = worldfit(&["inspect", path(&file)]);
+    assert!(
+        stdout(&out).contains("  engine       component-model-map"),
+        "{}",
+        stdout(&out)
+    );
 }

@@ -141,15 +141,28 @@ fn platforms_name_the_target_world_and_the_uncovered_imports() {
     );
     let proxy = p("proxy-020");
     assert_eq!(proxy.os_features, ["wasi:http/proxy@0.2.0"]);
+    // Built with the async ABI (a 0.3 world): it needs component-model async.
     let p3 = p("cli-p3");
     assert_eq!(
         (p3.os.as_str(), p3.os_features.clone()),
-        ("wasip3", vec!["wasi:cli/command@0.3.0".to_string()])
+        (
+            "wasip3",
+            vec![
+                "wasi:cli/command@0.3.0".to_string(),
+                "wasm:feature/component-model-async".to_string()
+            ]
+        )
     );
     let svc = p("service-p3");
     assert_eq!(
         (svc.os.as_str(), svc.os_features.clone()),
-        ("wasip3", vec!["wasi:http/service@0.3.0".to_string()])
+        (
+            "wasip3",
+            vec![
+                "wasi:http/service@0.3.0".to_string(),
+                "wasm:feature/component-model-async".to_string()
+            ]
+        )
     );
     assert_eq!(p("mixed-p2-p3").os, "wasip3");
     let lib = p("library");

@@ -169,10 +169,12 @@ pub fn read_wasm(path: &Path) -> Result<(Vec<u8>, Wasm)> {
     let bytes =
         std::fs::read(path).with_context(|| format!("failed to read `{}`", path.display()))?;
     let wasm = worldfit::component::decode(&bytes).map_err(|e| match e {
-        worldfit::component::DecodeError::Malformed(cause) => cause.context(format!(
-            "`{}` is not a valid WebAssembly component or module",
-            path.display()
-        )),
+        // wasmparser's message names what it couldn't read, and where.
+        worldfit::component::DecodeError::Malformed(cause) => anyhow::anyhow!(
+            "`{}` can't be decoded: {cause:#} (worldfit reads what wasm-tools {} reads, every proposal on: the file is damaged or uses something newer)",
+            path.display(),
+            worldfit::component::WASM_TOOLS
+        ),
         other => anyhow::anyhow!("`{}` {other}", path.display()),
     })?;
     Ok((bytes, wasm))
