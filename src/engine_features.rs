@@ -289,11 +289,12 @@ pub fn scan(bytes: &[u8]) -> anyhow::Result<Vec<FeatureUse>> {
         };
         offset += consumed;
         match payload {
-            Payload::Version { encoding, .. } => {
-                if encoding == wasmparser::Encoding::Module && stack.is_empty() {
-                    place.module = Some(modules);
-                    modules += 1;
-                }
+            // A top-level core module is module 0.
+            Payload::Version { encoding, .. }
+                if encoding == wasmparser::Encoding::Module && stack.is_empty() =>
+            {
+                place.module = Some(modules);
+                modules += 1;
             }
             // Each body then comes as a `CodeSectionEntry`, its size checked
             // with the whole input at hand (eof).
@@ -373,12 +374,10 @@ pub fn scan(bytes: &[u8]) -> anyhow::Result<Vec<FeatureUse>> {
                     }
                 }
             }
-            Payload::TagSection(reader) => {
-                if reader.count() > 0 {
-                    uses.add(EngineFeature::Exceptions, || {
-                        format!("{}tag section", place.prefix())
-                    });
-                }
+            Payload::TagSection(reader) if reader.count() > 0 => {
+                uses.add(EngineFeature::Exceptions, || {
+                    format!("{}tag section", place.prefix())
+                });
             }
             Payload::GlobalSection(reader) => {
                 for (i, g) in reader.into_iter().enumerate() {
@@ -736,7 +735,7 @@ fn canonical(f: &CanonicalFunction, uses: &mut Uses) {
         C::TaskCancel => (Some(F::ComponentModelAsync), "task.cancel"),
         C::ContextGet { .. } => (Some(F::ComponentModelAsync), "context.get"),
         C::ContextSet { .. } => (Some(F::ComponentModelAsync), "context.set"),
-        C::ThreadYield { .. } => (Some(F::ComponentModelAsync), "thread.yield"),
+        C::ThreadYield => (Some(F::ComponentModelAsync), "thread.yield"),
         C::SubtaskDrop => (Some(F::ComponentModelAsync), "subtask.drop"),
         C::SubtaskCancel { async_ } => {
             if *async_ {
@@ -799,11 +798,11 @@ fn canonical(f: &CanonicalFunction, uses: &mut Uses) {
         C::ThreadIndex
         | C::ThreadNewIndirect { .. }
         | C::ThreadResumeLater
-        | C::ThreadSuspend { .. }
-        | C::ThreadSuspendThenResume { .. }
-        | C::ThreadYieldThenResume { .. }
-        | C::ThreadSuspendThenPromote { .. }
-        | C::ThreadYieldThenPromote { .. } => (Some(F::ComponentModelThreading), "thread.*"),
+        | C::ThreadSuspend
+        | C::ThreadSuspendThenResume
+        | C::ThreadYieldThenResume
+        | C::ThreadSuspendThenPromote
+        | C::ThreadYieldThenPromote => (Some(F::ComponentModelThreading), "thread.*"),
     };
     if let Some(feature) = feature {
         uses.add(feature, || format!("canon {name}"));
