@@ -486,7 +486,7 @@ fn val_type(ty: ValType, place: &Place, uses: &mut Uses, what: impl Fn() -> Stri
 fn ref_type(r: RefType, place: &Place, uses: &mut Uses, what: impl Fn() -> String) {
     let at = || format!("{}`{r}` in {}", place.prefix(), what());
     match r.heap_type() {
-        HeapType::Abstract { ty, shared } => {
+        HeapType::Abstract { ty, .. } => {
             let feature = match ty {
                 AbstractHeapType::Func | AbstractHeapType::Extern => None,
                 AbstractHeapType::Exn | AbstractHeapType::NoExn => Some(EngineFeature::Exceptions),
@@ -498,7 +498,7 @@ fn ref_type(r: RefType, place: &Place, uses: &mut Uses, what: impl Fn() -> Strin
             if let Some(f) = feature {
                 uses.add(f, at);
             }
-            if shared || !r.is_nullable() {
+            if !r.is_nullable() {
                 uses.add(EngineFeature::FunctionReferences, at);
             }
         }

@@ -366,7 +366,15 @@ fn judge<'a>(e: Described<'a>, host: &Host, oses: &[&str], memo: &mut Memo) -> J
 fn judge_feature(l: OsFeatureLevel) -> (Level, Option<String>) {
     let reason = match (l.level, &l.host_has) {
         (Level::No, Some(h)) => Some(format!("needs {}; host has {h}", l.feature)),
-        (Level::No, None) => Some(format!("needs {}; host lacks it", l.feature)),
+        (Level::No, None) => Some(
+            match crate::engine_features::EngineFeature::from_os_feature(&l.feature) {
+                Some(f) => format!(
+                    "needs {}; host doesn't enable the engine feature `{f}` (wasmtime: `-W {f}=y`)",
+                    l.feature
+                ),
+                None => format!("needs {}; host lacks it", l.feature),
+            },
+        ),
         (Level::Maybe, Some(h)) => Some(format!("needs {}; host has older {h}", l.feature)),
         _ => None,
     };

@@ -738,3 +738,48 @@ fn the_next_step_is_a_command_that_runs_even_for_paths_with_spaces() {
         String::from_utf8_lossy(&next.stderr)
     );
 }
+
+/// An index whose first entry needs the `map` feature (`os.features` says
+/// `wasm:feature/component-model-map`): the embedded host, which keeps
+/// maps off, passes over it by the index alone and with confirmation
+/// alike, and says why; the plain build is selected.
+#[test]
+fn a_build_needing_an_engine_feature_the_host_lacks_is_passed_over() {
+    let tmp = tempfile::tempdir().unwrap();
+    let map = artifact(common::case_component("map-type-export", "app"));
+    let plain = hello();
+    assert!(
+        map.entry
+            .platform
+            .as_ref()
+            .unwrap()
+            .os_features
+            .contains(&"wasm:feature/component-model-map".to_string())
+    );
+    let entries = vec![map.entry.clone(), plain.entry.clone()];
+    let oci = layout(tmp.path(), &[&map, &plain], entries, vec![]);
+    let oci = oci.to_str().unwrap();
+    for confirm in [true, false] {
+        let mut args = vec![oci];
+        if !confirm {
+            args.push("--no-confirm");
+        }
+        let (code, j, stderr) = select(&args);
+        assert_eq!(code, Some(0), "{stderr}");
+        assert_eq!(
+            j.selected.as_ref().map(|s| s.digest.as_str()),
+            Some(plain.entry.digest.as_str())
+        );
+        let first = &j.entries[0];
+        assert_eq!(first.verdict, "incompatible", "{first:?}");
+        assert_eq!(first.level.as_deref(), Some("no"), "{first:?}");
+        assert!(
+            first
+                .reasons
+                .iter()
+                .any(|r| r.contains("wasm:feature/component-model-map")
+                    && r.contains("-W component-model-map=y")),
+            "{first:?}"
+        );
+    }
+}
