@@ -6,6 +6,8 @@
 //! * `decode`: `worldfit::component::decode` of the bytes (already in memory);
 //! * `decode_check`: `decode` plus `verdict::check` against `Host::wasmtime()`
 //!   (the host is built once, outside the timing loop);
+//! * `scan`: `worldfit::engine_features::scan` alone (the section walk that
+//!   finds engine features and checks framing; part of `decode`);
 //! * `validate` (the peer): wasmparser 0.263's `Validator::validate_all` with
 //!   every feature on, what `wasm-tools validate` runs, on one thread;
 //! * `body_walk`: reading every instruction of every function body, the
@@ -215,6 +217,15 @@ fn main() {
             },
         );
         group.bench_with_input(
+            BenchmarkId::from_parameter("scan"),
+            &input.bytes,
+            |b, bytes| {
+                b.iter(|| {
+                    worldfit::engine_features::scan(black_box(bytes)).expect("bench input scans")
+                })
+            },
+        );
+        group.bench_with_input(
             BenchmarkId::from_parameter("validate"),
             &input.bytes,
             |b, bytes| {
@@ -256,8 +267,8 @@ fn main() {
         .unwrap_or(0)
         .max("Host::wasmtime()".len());
     println!(
-        "  {:<name_w$}  {:>9}  {:>10}  {:>14}  {:>10}  {:>9}  {:>10}  target",
-        "component", "size", "decode", "decode+check", "validate", "ratio", "body walk"
+        "  {:<name_w$}  {:>9}  {:>10}  {:>10}  {:>14}  {:>10}  {:>9}  {:>10}  target",
+        "component", "size", "scan", "decode", "decode+check", "validate", "ratio", "body walk"
     );
     let mut missed = false;
     for input in &inputs {
@@ -282,9 +293,10 @@ fn main() {
             _ => "-".into(),
         };
         let line = format!(
-            "  {:<name_w$}  {:>5.1} MiB  {:>10}  {:>14}  {:>10}  {:>9}  {:>10}  {target}",
+            "  {:<name_w$}  {:>5.1} MiB  {:>10}  {:>10}  {:>14}  {:>10}  {:>9}  {:>10}  {target}",
             format!("{}.wasm", input.name),
             input.bytes.len() as f64 / MIB,
+            fmt_ms(median_ns(&out_dir, &input.name, "scan", started)),
             fmt_ms(d),
             fmt_ms(dc),
             fmt_ms(v),
