@@ -411,8 +411,10 @@ pub fn scan(bytes: &[u8]) -> anyhow::Result<Vec<FeatureUse>> {
                     }
                 }
             }
-            Payload::CodeSectionEntry(body) => {
-                // Locals are read, not instructions: a `v128` or typed-reference local.
+            // Locals are read, not instructions: a `v128` or typed-reference
+            // local. Most locals are plain numbers, told from their one type
+            // byte; only a body with another type gets wasmparser's reader.
+            Payload::CodeSectionEntry(body) if !plain_locals(body.as_bytes()) => {
                 for local in body.get_locals_reader()? {
                     let (_, ty) = local?;
                     val_type(ty, &place, &mut uses, || "a function's locals".into());
@@ -445,6 +447,60 @@ pub fn scan(bytes: &[u8]) -> anyhow::Result<Vec<FeatureUse>> {
     let mut out = uses.0;
     out.sort_by_key(|u| u.feature);
     Ok(out)
+}
+
+/// Whether a function body's locals are all `i32`, `i64`, `f32`, `f64`,
+/// `funcref` or `externref` (types that need no feature), read straight
+/// from the bytes: a LEB128 count of groups, each a LEB128 count and a
+/// one-byte type. `false` for anything else, malformed included, which the
+/// caller then reads with wasmparser (and its errors). Per function this
+/// is a few instructions where building a locals reader costs hundreds,
+/// and a 12 MB component has tens of thousands of functions.
+fn plain_locals(body: &[u8]) -> bool {
+    fn leb(bytes: &[u8], at: &mut usize) -> Option<u32> {
+        let mut value = 0u32;
+        for shift in (0..35).step_by(7) {
+            let b = *bytes.get(*at)?;
+            *at += 1;
+            value |= u32::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Some(value);
+            }
+        }
+        None
+    }
+    let mut at = 0;
+    let Some(groups) = leb(body, &mut at) else {
+        return false;
+    };
+    for _ in 0..groups {
+        if leb(body, &mut at).is_none() {
+            return false;
+        }
+        // i32, i64, f32, f64, funcref, externref.
+        match body.get(at) {
+            Some(0x7f | 0x7e | 0x7d | 0x7c | 0x70 | 0x6f) => at += 1,
+            _ => return false,
+        }
+    }
+    true
+}
+
+/// Whether a constant expression is one `i32.const`, `i64.const`,
+/// `global.get` or `ref.func` and `end`, which need no feature, read straight
+/// from the bytes. Data segments' offsets are almost all `i32.const N`, and
+/// a large module has tens of thousands of them; anything else (malformed
+/// included) goes to wasmparser's operator reader.
+fn plain_const_expr(expr: &[u8]) -> bool {
+    let [op, immediate @ .., 0x0b] = expr else {
+        return false;
+    };
+    if !matches!(op, 0x41 | 0x42 | 0x23 | 0xd2) || immediate.is_empty() || immediate.len() > 10 {
+        return false;
+    }
+    // One LEB128 number: every byte but the last has its high bit set.
+    let (last, rest) = immediate.split_last().expect("not empty");
+    last & 0x80 == 0 && rest.iter().all(|b| b & 0x80 != 0)
 }
 
 fn memory(m: &MemoryType, place: &mut Place, uses: &mut Uses, what: impl Fn() -> String) {
@@ -545,6 +601,10 @@ fn const_expr(
     uses: &mut Uses,
     what: impl Fn() -> String,
 ) -> anyhow::Result<()> {
+    let mut raw = expr.get_binary_reader();
+    if plain_const_expr(raw.read_bytes(raw.bytes_remaining())?) {
+        return Ok(());
+    }
     let mut ops = expr.get_operators_reader();
     while !ops.eof() {
         let feature = match ops.read()? {
@@ -853,6 +913,18 @@ mod tests {
         assert_eq!(features("(module (func (param v128)))"), [F::Simd]);
         assert_eq!(features("(module (func (local v128)))"), [F::Simd]);
         assert_eq!(
+            features("(module (func (local i32 i64) (local f32 funcref) (local v128)))"),
+            [F::Simd]
+        );
+        assert_eq!(
+            features("(module (type $f (func)) (func (local i32) (local (ref null $f))))"),
+            [F::FunctionReferences]
+        );
+        assert_eq!(
+            features("(module (func (local i32 i64 f32 f64 externref)))"),
+            []
+        );
+        assert_eq!(
             features("(module (global i32 (i32.add (i32.const 1) (i32.const 2))))"),
             [F::ExtendedConst]
         );
@@ -861,6 +933,16 @@ mod tests {
             [F::FunctionReferences]
         );
         assert_eq!(features("(module (func (result i32) i32.const 0))"), []);
+        assert_eq!(
+            features(
+                "(module (memory 1) (data (i32.const 70000) \"x\") (global i64 (i64.const -1)))"
+            ),
+            []
+        );
+        assert_eq!(
+            features("(module (global $g i32 (i32.const 1)) (global i32 (global.get $g)))"),
+            []
+        );
     }
 
     #[test]
