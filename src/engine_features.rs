@@ -156,6 +156,16 @@ impl EngineFeature {
         s.strip_prefix(OS_FEATURE_PREFIX)?.parse().ok()
     }
 
+    /// The wasmtime CLI option that turns the feature on (`-W NAME=y`;
+    /// for threads `-W shared-memory=y`, which releases from 42 need before
+    /// they create a shared memory).
+    pub fn cli_flag(self) -> String {
+        match self {
+            EngineFeature::Threads => "-W shared-memory=y".into(),
+            f => format!("-W {f}=y"),
+        }
+    }
+
     /// The wasmtime `Config` method that turns the feature on, for
     /// embedders (`Config::wasm_component_model_map(true)`).
     pub fn config_method(self) -> String {

@@ -369,8 +369,9 @@ fn judge_feature(l: OsFeatureLevel) -> (Level, Option<String>) {
         (Level::No, None) => Some(
             match crate::engine_features::EngineFeature::from_os_feature(&l.feature) {
                 Some(f) => format!(
-                    "needs {}; host doesn't enable the engine feature `{f}` (wasmtime: `-W {f}=y`)",
-                    l.feature
+                    "needs {}; host doesn't enable the engine feature `{f}` (wasmtime: `{}`)",
+                    l.feature,
+                    f.cli_flag()
                 ),
                 None => format!("needs {}; host lacks it", l.feature),
             },

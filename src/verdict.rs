@@ -119,9 +119,10 @@ fn unsupported_feature(u: &FeatureUse, host: &Host) -> Problem {
         kind: ProblemKind::UnsupportedFeature,
         name: f.os_feature(),
         detail: format!(
-            "needs the engine feature `{f}` ({}); host `{}` doesn't enable it{why}: on the wasmtime CLI `-W {f}=y`, when embedding wasmtime `{}`",
+            "needs the engine feature `{f}` ({}); host `{}` doesn't enable it{why}: on the wasmtime CLI `{}`, when embedding wasmtime `{}`",
             u.at,
             host.name,
+            f.cli_flag(),
             f.config_method()
         ),
     }

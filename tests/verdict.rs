@@ -376,6 +376,11 @@ fn a_module_importing_a_shared_memory_needs_threads() {
         "{}",
         feature.detail
     );
+    assert!(
+        feature.detail.contains("`-W shared-memory=y`"),
+        "{}",
+        feature.detail
+    );
     let p = platform(&wasm, Host::wasmtime().known_worlds());
     assert_eq!(p.os, "wasip1");
     assert_eq!(p.os_features, ["wasm:feature/threads"]);
