@@ -779,6 +779,21 @@ fn options(opts: &[CanonicalOption], what: &str, uses: &mut Uses) {
     }
 }
 
+/// A `*.cancel` built-in: component-model async, and with the `async`
+/// option the further async built-ins too.
+fn cancel(
+    async_: bool,
+    name: &'static str,
+    uses: &mut Uses,
+) -> (Option<EngineFeature>, &'static str) {
+    if async_ {
+        uses.add(EngineFeature::ComponentModelMoreAsyncBuiltins, || {
+            format!("canon {name} async")
+        });
+    }
+    (Some(EngineFeature::ComponentModelAsync), name)
+}
+
 fn canonical(f: &CanonicalFunction, uses: &mut Uses) {
     use CanonicalFunction as C;
     use EngineFeature as F;
@@ -807,14 +822,7 @@ fn canonical(f: &CanonicalFunction, uses: &mut Uses) {
         C::ContextSet { .. } => (Some(F::ComponentModelAsync), "context.set"),
         C::ThreadYield => (Some(F::ComponentModelAsync), "thread.yield"),
         C::SubtaskDrop => (Some(F::ComponentModelAsync), "subtask.drop"),
-        C::SubtaskCancel { async_ } => {
-            if *async_ {
-                uses.add(F::ComponentModelMoreAsyncBuiltins, || {
-                    "canon subtask.cancel async".into()
-                });
-            }
-            (Some(F::ComponentModelAsync), "subtask.cancel")
-        }
+        C::SubtaskCancel { async_ } => cancel(*async_, "subtask.cancel", uses),
         C::StreamNew { .. } => (Some(F::ComponentModelAsync), "stream.new"),
         C::StreamRead { options: o, .. } => {
             options(o, "canon stream.read", uses);
@@ -826,12 +834,7 @@ fn canonical(f: &CanonicalFunction, uses: &mut Uses) {
         }
         C::StreamForward { .. } => (Some(F::ComponentModelAsync), "stream.forward"),
         C::StreamCancelRead { async_, .. } | C::StreamCancelWrite { async_, .. } => {
-            if *async_ {
-                uses.add(F::ComponentModelMoreAsyncBuiltins, || {
-                    "canon stream.cancel-* async".into()
-                });
-            }
-            (Some(F::ComponentModelAsync), "stream.cancel-*")
+            cancel(*async_, "stream.cancel-*", uses)
         }
         C::StreamDropReadable { .. } | C::StreamDropWritable { .. } => {
             (Some(F::ComponentModelAsync), "stream.drop-*")
@@ -847,12 +850,7 @@ fn canonical(f: &CanonicalFunction, uses: &mut Uses) {
         }
         C::FutureForward { .. } => (Some(F::ComponentModelAsync), "future.forward"),
         C::FutureCancelRead { async_, .. } | C::FutureCancelWrite { async_, .. } => {
-            if *async_ {
-                uses.add(F::ComponentModelMoreAsyncBuiltins, || {
-                    "canon future.cancel-* async".into()
-                });
-            }
-            (Some(F::ComponentModelAsync), "future.cancel-*")
+            cancel(*async_, "future.cancel-*", uses)
         }
         C::FutureDropReadable { .. } | C::FutureDropWritable { .. } => {
             (Some(F::ComponentModelAsync), "future.drop-*")
@@ -969,6 +967,10 @@ mod tests {
         assert_eq!(
             features("(component (core func (canon waitable-set.new)))"),
             [F::ComponentModelAsync]
+        );
+        assert_eq!(
+            features("(component (core func (canon subtask.cancel async)))"),
+            [F::ComponentModelAsync, F::ComponentModelMoreAsyncBuiltins]
         );
         assert_eq!(
             features("(component (core func (canon error-context.drop)))"),
