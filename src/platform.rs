@@ -39,6 +39,40 @@ pub struct Platform {
     pub variant: Option<String>,
 }
 
+/// How an index entry's `os`/`architecture` reads as a wasm platform.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WasmSpelling {
+    /// The spelling names the WASI level: `wasip1`, `wasip2` or `wasip3`.
+    Level(&'static str),
+    /// The spelling says wasm but not which WASI (`wasi/wasm`,
+    /// `wasm32/wasi`, `linux/wasm`, ...): the binary decides.
+    Unversioned,
+}
+
+/// Reads the platform spellings wasm images are published with (the
+/// table in docs/FORMAT.md, "Platform spellings"): `None` when the
+/// platform isn't wasm (`linux/amd64`).
+///
+/// - `wasip1|wasip2|wasip3` with any architecture: that level (runwasi's
+///   `oci-tar-builder` and worldfit write `wasm`; `wasm32` is read alike);
+/// - `wasi` with `wasm` or `wasm32` (`docker buildx --platform wasi/wasm`,
+///   buildah, the older Spin and wasm-to-oci images), the reversed
+///   `wasm32/wasi` or `wasm/wasi`, and any `os` (`linux/wasm`, `unknown`)
+///   on architecture `wasm`, `wasm32` or `wasm64`: unversioned.
+pub fn wasm_spelling(os: &str, architecture: &str) -> Option<WasmSpelling> {
+    match os {
+        "wasip1" => return Some(WasmSpelling::Level("wasip1")),
+        "wasip2" => return Some(WasmSpelling::Level("wasip2")),
+        "wasip3" => return Some(WasmSpelling::Level("wasip3")),
+        _ => {}
+    }
+    let wasm_arch = |a: &str| matches!(a, "wasm" | "wasm32" | "wasm64");
+    if wasm_arch(architecture) || (architecture == "wasi" && wasm_arch(os)) || os == "wasi" {
+        return Some(WasmSpelling::Unversioned);
+    }
+    None
+}
+
 /// The WASI level of a build: the OCI `os` value.
 pub fn os_of(wasm: &Wasm) -> &'static str {
     match wasm {
@@ -207,6 +241,29 @@ pub fn containerd_string(os: &str, architecture: &str, features: &[String]) -> S
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_published_spelling_reads_as_wasm() {
+        use WasmSpelling::*;
+        for (os, arch, want) in [
+            ("wasip1", "wasm", Some(Level("wasip1"))),
+            ("wasip2", "wasm", Some(Level("wasip2"))),
+            ("wasip3", "wasm", Some(Level("wasip3"))),
+            ("wasip2", "wasm32", Some(Level("wasip2"))),
+            ("wasi", "wasm", Some(Unversioned)),
+            ("wasi", "wasm32", Some(Unversioned)),
+            ("wasm32", "wasi", Some(Unversioned)),
+            ("wasm", "wasi", Some(Unversioned)),
+            ("linux", "wasm", Some(Unversioned)),
+            ("unknown", "wasm64", Some(Unversioned)),
+            ("linux", "amd64", None),
+            ("linux", "arm64", None),
+            ("windows", "amd64", None),
+            ("", "", None),
+        ] {
+            assert_eq!(wasm_spelling(os, arch), want, "{os}/{arch}");
+        }
+    }
 
     #[test]
     fn containerd_strings_use_the_parsers_alphabet() {

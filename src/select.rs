@@ -35,13 +35,14 @@
 //! ```
 
 use crate::host::Host;
-use crate::oci::artifact::{Descriptor, Manifest};
-use crate::oci::image::{Declared, Entry, describe, index_decides, manifests, wasm_layer_of};
+use crate::oci::artifact::Descriptor;
+use crate::oci::binary::{self, Location};
+use crate::oci::image::{Declared, Entry, describe, index_decides, manifests};
 use crate::oci::listed::{Listed, ListedPlatform};
 use crate::oci::source::{Source, is_image_manifest};
 use crate::os_features::{Level, OsFeatureLevel, os_feature_level};
 use crate::platform::Platform;
-use anyhow::{Context, Result};
+use anyhow::Result;
 use serde::Serialize;
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -245,6 +246,7 @@ struct Described<'a> {
     wasm: bool,
     platform: Option<Platform>,
     declared: Declared,
+    unjudged: Option<String>,
     layer: Option<Vec<u8>>,
 }
 
@@ -273,6 +275,7 @@ impl<'a> Described<'a> {
             } else {
                 Declared::None
             },
+            unjudged: None,
             layer: None,
         })
     }
@@ -285,6 +288,7 @@ impl<'a> Described<'a> {
             wasm: e.wasm,
             platform: e.platform,
             declared: e.declared,
+            unjudged: e.unjudged,
             layer: e.layer,
         }
     }
@@ -315,11 +319,16 @@ fn judge<'a>(e: Described<'a>, host: &Host, oses: &[&str], memo: &mut Memo) -> J
         } else if r.platform.is_some() {
             "not a wasm platform".into()
         } else {
-            "no wasm config or layer".into()
+            e.unjudged
+                .unwrap_or_else(|| "no wasm config or layer".into())
         });
         return j;
     }
     r.verdict = EntryVerdict::Incompatible;
+    if let Some(why) = e.unjudged {
+        r.reasons.push(why);
+        return j;
+    }
     let Some(p) = &r.platform else {
         r.reasons.push("its requirements could not be read".into());
         return j;
@@ -454,28 +463,38 @@ pub async fn select_from_root(
         #[cfg(feature = "wasmtime")]
         let mut ahead = None;
         let (layer_digest, bytes) = match j.layer.take() {
-            Some(bytes) => (String::from("its wasm layer"), bytes),
+            Some(bytes) => (None, bytes),
             None => {
                 let manifest = j.manifest();
-                let layer = wasm_layer_of_manifest(source, &manifest).await?;
+                let location = match binary::find(source, &manifest).await? {
+                    Ok(l) => l,
+                    // Not judged, said so: the next candidate is tried.
+                    Err(why) => {
+                        reject(&mut j.report, why, "features");
+                        continue;
+                    }
+                };
                 // Look the compile cache up while the layer is fetched.
                 #[cfg(feature = "wasmtime")]
-                {
+                if let Location::Layer(layer) = &location {
                     ahead = layer
                         .digest
                         .strip_prefix("sha256:")
                         .and_then(|hex| host.lookup_ahead(hex, &opts.confirm));
                 }
-                let bytes = source
-                    .fetch(&layer, source.limits.max_layer_bytes, &mut |_| {})
-                    .await
-                    .with_context(|| format!("cannot read the layer of `{}`", manifest.digest))?;
-                (layer.digest, bytes)
+                let binary = binary::read(source, &location, &manifest.digest).await?;
+                (binary.layer_digest, binary.bytes)
             }
+        };
+        let what = match &layer_digest {
+            Some(d) => format!("layer `{d}`"),
+            None => "its wasm binary".to_string(),
         };
         let r = &mut j.report;
         #[cfg(feature = "wasmtime")]
-        let layer_hex = layer_digest.strip_prefix("sha256:");
+        let layer_hex = layer_digest
+            .as_deref()
+            .and_then(|d| d.strip_prefix("sha256:"));
         // A fit remembered by an earlier run spares decoding the layer again
         // (see `fit_record`); the instantiation below still runs.
         #[cfg(feature = "wasmtime")]
@@ -490,9 +509,8 @@ pub async fn select_from_root(
                 // A layer that matches its digest but isn't wasm is a broken
                 // image, not a build for another host: an error, like any
                 // other bad input.
-                let wasm = crate::component::decode(&bytes).map_err(|e| {
-                    anyhow::anyhow!("layer `{layer_digest}` of entry `{}` {e}", r.digest)
-                })?;
+                let wasm = crate::component::decode(&bytes)
+                    .map_err(|e| anyhow::anyhow!("{what} of entry `{}` {e}", r.digest))?;
                 let verdict = crate::verdict::check(&wasm, host);
                 if !verdict.compatible {
                     let mut reasons: Vec<String> = verdict
@@ -595,26 +613,8 @@ pub async fn select_from_root(
     })
 }
 
-#[cfg(feature = "wasmtime")]
 fn reject(r: &mut EntryReport, why: String, checked: &'static str) {
     r.verdict = EntryVerdict::Incompatible;
     r.checked = checked;
     r.reasons = vec![why];
-}
-
-/// Fetches a manifest (verified) and returns its one wasm layer's
-/// descriptor. A manifest that isn't valid or doesn't have exactly one
-/// `application/wasm` layer is a broken image, an error.
-async fn wasm_layer_of_manifest(source: &Source, d: &Descriptor) -> Result<Descriptor> {
-    let limits = &source.limits;
-    let bytes = source
-        .fetch(d, limits.max_manifest_bytes, &mut |_| {})
-        .await?;
-    let manifest: Manifest = limits
-        .parse_json(&bytes)
-        .with_context(|| format!("manifest `{}` is not a valid OCI manifest", d.digest))?;
-    match wasm_layer_of(&manifest, &d.digest)? {
-        Some(layer) => Ok(layer.clone()),
-        None => anyhow::bail!("manifest `{}` has no `application/wasm` layer", d.digest),
-    }
 }

@@ -48,7 +48,11 @@ impl Opts {
         .with_context(|| format!("failed to read `{}`", source.name()))?;
         let platforms: Vec<_> = list
             .iter()
-            .map(|e| e.platform.as_ref().filter(|_| e.wasm))
+            .map(|e| {
+                e.platform
+                    .as_ref()
+                    .filter(|_| e.wasm && e.unjudged.is_none())
+            })
             .collect();
         let affinity = match affinity(&platforms) {
             Ok(a) => a,

@@ -27,6 +27,8 @@ struct EntryJson {
     platform: Option<Platform>,
     target: Option<String>,
     declared: Declared,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unjudged: Option<String>,
 }
 
 impl From<Entry> for EntryJson {
@@ -38,6 +40,7 @@ impl From<Entry> for EntryJson {
             platform: e.platform,
             target: e.target,
             declared: e.declared,
+            unjudged: e.unjudged,
         }
     }
 }
@@ -87,10 +90,11 @@ pub fn inspect(source: &Source, json: bool) -> Result<u8> {
     ]];
     for e in &report.entries {
         let platform = worldfit::select::platform_name(e.platform.as_ref());
-        let target = match (&e.target, e.wasm) {
-            (Some(t), _) => t.clone(),
-            (None, true) => "(none)".into(),
-            (None, false) => "(not wasm)".into(),
+        let target = match (&e.target, e.wasm, &e.unjudged) {
+            (Some(t), _, _) => t.clone(),
+            (None, true, Some(_)) => "(not judged)".into(),
+            (None, true, None) => "(none)".into(),
+            (None, false, _) => "(not wasm)".into(),
         };
         let from = serde_json::to_value(e.declared)?
             .as_str()
@@ -100,6 +104,11 @@ pub fn inspect(source: &Source, json: bool) -> Result<u8> {
     }
     let mut text = format!("{} {}\n", report.source, report.digest);
     text.push_str(&table(&rows, "  "));
+    for e in &report.entries {
+        if let (true, Some(why)) = (e.wasm, &e.unjudged) {
+            text.push_str(&format!("\n{} not judged: {why}\n", e.digest));
+        }
+    }
     text.push_str(
         "\nos.features of each entry: worldfit inspect SOURCE --json | jq '.entries[].platform'\n",
     );

@@ -11,6 +11,10 @@ pub struct LimitFlags {
     /// Largest wasm layer (or other blob) to read, in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = ReadLimits::default().max_layer_bytes)]
     max_layer_bytes: u64,
+    /// Most bytes a filesystem layer (tar, tar+gzip, tar+zstd) may unpack to
+    /// while the entrypoint file is looked for in it.
+    #[arg(long, value_name = "BYTES", default_value_t = ReadLimits::default().max_unpacked_bytes)]
+    max_unpacked_bytes: u64,
     /// Largest config blob to read, in bytes.
     #[arg(long, value_name = "BYTES", default_value_t = ReadLimits::default().max_config_bytes)]
     max_config_bytes: u64,
@@ -33,6 +37,7 @@ impl LimitFlags {
     pub fn limits(&self) -> ReadLimits {
         ReadLimits {
             max_layer_bytes: self.max_layer_bytes,
+            max_unpacked_bytes: self.max_unpacked_bytes,
             max_config_bytes: self.max_config_bytes,
             max_manifest_bytes: self.max_manifest_bytes,
             max_index_entries: self.max_index_entries,

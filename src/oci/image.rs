@@ -4,16 +4,24 @@
 //! target world.
 //!
 //! Other tools don't write `os.features` (wkg pushes a bare manifest; most
-//! indexes carry only os/architecture), so a wasm entry's platform is taken
-//! from the first place that has it: the index, else the CNCF wasm config's
-//! `os` and `component.imports`/`exports`, else the layer itself, decoded.
+//! indexes carry only os/architecture, in several spellings: see
+//! [`wasm_spelling`]), so a wasm entry's platform is taken from the first
+//! place that has it: the index, else the CNCF wasm config's `os` and
+//! `component.imports`/`exports`, else the binary itself, decoded (a wasm
+//! layer of any of the types in use, or the entrypoint file of filesystem
+//! layers: see [`super::binary`]).
 
-use super::artifact::{Descriptor, Manifest, WasmConfig};
+use super::artifact::{Descriptor, WasmConfig};
+use super::binary::{
+    Config, Location, WASM_CONFIG_V1_MEDIA_TYPE, is_wasm_layer, locate, manifest_and_config, read,
+};
 use super::listed::{Listed, ListedIndex};
+use super::rootfs;
 use super::source::{Source, is_image_manifest, is_index};
-use super::{WASM_CONFIG_MEDIA_TYPE, WASM_LAYER_MEDIA_TYPE};
 use crate::host::KnownWorld;
-use crate::platform::{Platform, features_of, platform, targets, targets_of};
+use crate::platform::{
+    Platform, WasmSpelling, features_of, platform, targets, targets_of, wasm_spelling,
+};
 use crate::wit_name::WitName;
 use anyhow::{Context, Result, bail};
 use serde::Serialize;
@@ -28,6 +36,9 @@ pub enum Declared {
     Config,
     /// The wasm layer, decoded.
     Layer,
+    /// The file its image config's `Entrypoint` names in its filesystem
+    /// layers, decoded.
+    Filesystem,
     /// Nowhere: not a wasm build (or it has no platform at all).
     None,
 }
@@ -45,7 +56,12 @@ pub struct Entry {
     pub target: Option<String>,
     /// Where `platform` came from.
     pub declared: Declared,
-    /// The wasm layer, when it was read to describe the entry.
+    /// Why worldfit can't judge this entry, in one line naming what it saw
+    /// (a layer type, a config) and what to do; `None` when it can.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unjudged: Option<String>,
+    /// The wasm binary (a layer, or the entrypoint file of its filesystem
+    /// layers), when it was read to describe the entry.
     #[serde(skip)]
     pub layer: Option<Vec<u8>>,
 }
@@ -119,24 +135,6 @@ pub async fn manifests<'a>(
     Ok(out)
 }
 
-/// A manifest's `application/wasm` layer: `None` without one, an error
-/// with more than one (a wasm build is one binary).
-pub fn wasm_layer_of<'m>(manifest: &'m Manifest, digest: &str) -> Result<Option<&'m Descriptor>> {
-    let mut layers = manifest
-        .layers
-        .iter()
-        .filter(|l| l.media_type == WASM_LAYER_MEDIA_TYPE);
-    let first = layers.next();
-    let more = layers.count();
-    if more > 0 {
-        bail!(
-            "manifest `{digest}` has {} `application/wasm` layers, not one",
-            more + 1
-        );
-    }
-    Ok(first)
-}
-
 /// The platform a CNCF wasm config implies: its `os`, and features from
 /// `component.imports`/`exports` (names only; the layer has the types).
 /// `None` when the config doesn't say enough. Also the target world found.
@@ -196,17 +194,21 @@ pub async fn entries(
 }
 
 /// Whether the index alone decides what an entry is: `Some(false)` for a
-/// platform that isn't wasm or a media type that isn't an image manifest,
-/// `Some(true)` for a wasm platform in this encoding (`os.features`, or
-/// `os` `wasip1`), `None` when its manifest must be read.
+/// platform that isn't wasm (see [`wasm_spelling`]) or a media type that
+/// isn't an image manifest, `Some(true)` for a wasm platform in this
+/// encoding (a WASI level with `os.features`, or `wasip1`), `None` when its
+/// manifest must be read (no platform, no features, or a spelling such as
+/// `wasi/wasm` that leaves the WASI level to the binary).
 pub fn index_decides(media_type: &str, platform: Option<(&str, &str, bool)>) -> Option<bool> {
-    let wasm_platform =
-        |(arch, os, _): (&str, &str, bool)| arch == "wasm" || os.starts_with("wasip");
-    if platform.is_some_and(|p| !wasm_platform(p)) || !is_image_manifest(media_type) {
+    if !is_image_manifest(media_type) {
         return Some(false);
     }
-    let (_, os, has_features) = platform?;
-    (has_features || os == "wasip1").then_some(true)
+    let (arch, os, has_features) = platform?;
+    match wasm_spelling(os, arch) {
+        None => Some(false),
+        Some(WasmSpelling::Level(level)) => (has_features || level == "wasip1").then_some(true),
+        Some(WasmSpelling::Unversioned) => None,
+    }
 }
 
 /// The entry as the index alone describes it, without fetching anything
@@ -237,13 +239,17 @@ pub fn from_index(mut d: Descriptor) -> Result<Entry, Descriptor> {
         } else {
             Declared::None
         },
+        unjudged: None,
         layer: None,
     })
 }
 
 /// Describes an entry: from the index when it says enough, else from its
-/// manifest and CNCF wasm config, else from its layer (kept in the entry,
-/// so confirming it doesn't fetch it again).
+/// manifest and CNCF wasm config, else from its binary (a wasm layer, or
+/// the entrypoint file of its filesystem layers; kept in the entry, so
+/// confirming it doesn't read it again). An entry whose binary can't be
+/// found is described with the reason in `unjudged`; content that fails
+/// verification, or a binary that isn't wasm, is an error.
 pub async fn describe(source: &Source, d: Descriptor, known: &[KnownWorld]) -> Result<Entry> {
     let d = match from_index(d) {
         Ok(mut e) => {
@@ -261,39 +267,20 @@ pub async fn describe(source: &Source, d: Descriptor, known: &[KnownWorld]) -> R
         }
         Err(d) => d,
     };
-    let limits = &source.limits;
-    let bytes = source
-        .fetch(&d, limits.max_manifest_bytes, &mut |_| {})
-        .await?;
-    let manifest: Manifest = limits
-        .parse_json(&bytes)
-        .with_context(|| format!("manifest `{}` is not a valid OCI manifest", d.digest))?;
-    let layer = wasm_layer_of(&manifest, &d.digest)?;
-    // A config that isn't the CNCF shape we know is passed over, not an
-    // error: the layer still says what the build needs.
-    let config = if manifest.config.media_type == WASM_CONFIG_MEDIA_TYPE {
-        let bytes = source
-            .fetch(&manifest.config, limits.max_config_bytes, &mut |_| {})
-            .await?;
-        limits.parse_json::<WasmConfig>(&bytes).ok()
-    } else {
-        None
-    };
+    let (manifest, config) = manifest_and_config(source, &d).await?;
     let entry = |wasm: bool, platform: Option<Platform>, target: Option<String>, declared| Entry {
         descriptor: d.clone(),
         wasm,
         platform,
         target,
         declared,
+        unjudged: None,
         layer: None,
     };
-    if config.is_none() && layer.is_none() {
-        return Ok(entry(false, d.platform.clone(), None, Declared::None));
-    }
-    let config_target = config
-        .as_ref()
-        .and_then(|c| c.component.as_ref()?.target.clone());
-    if let Some((p, target)) = config.as_ref().and_then(|c| platform_from_config(c, known)) {
+    if let Config::Wasm(c) = &config
+        && let Some((p, target)) = platform_from_config(c, known)
+    {
+        let config_target = c.component.as_ref().and_then(|c| c.target.clone());
         return Ok(entry(
             true,
             Some(p),
@@ -301,22 +288,47 @@ pub async fn describe(source: &Source, d: Descriptor, known: &[KnownWorld]) -> R
             Declared::Config,
         ));
     }
-    let Some(layer) = layer else {
-        return Ok(entry(true, d.platform.clone(), None, Declared::None));
+    let location = match locate(&manifest, &config) {
+        Ok(l) => l,
+        Err(why) => {
+            // Wasm by its platform, its config or a layer: a build worldfit
+            // can't judge, said so; else not a wasm build at all.
+            let spelled_wasm = |os: &str, arch: &str| wasm_spelling(os, arch).is_some();
+            let wasm = d
+                .platform
+                .as_ref()
+                .is_some_and(|p| spelled_wasm(&p.os, &p.architecture))
+                || config
+                    .image()
+                    .is_some_and(|c| spelled_wasm(&c.os, &c.architecture))
+                || matches!(config, Config::Wasm(_))
+                || manifest.config.media_type == WASM_CONFIG_V1_MEDIA_TYPE
+                || manifest.layers.iter().any(|l| is_wasm_layer(&l.media_type));
+            let mut e = entry(wasm, d.platform.clone(), None, Declared::None);
+            e.unjudged = Some(why);
+            return Ok(e);
+        }
     };
-    let bytes = source
-        .fetch(layer, limits.max_layer_bytes, &mut |_| {})
-        .await?;
-    // A layer that matches its digest but isn't wasm is a broken image.
-    let wasm = crate::component::decode(&bytes)
-        .map_err(|e| anyhow::anyhow!("layer `{}` of entry `{}` {e}", layer.digest, d.digest))?;
+    let binary = read(source, &location, &d.digest).await?;
+    // A binary that matches its digest but isn't wasm is a broken image.
+    let wasm = crate::component::decode(&binary.bytes).map_err(|e| {
+        let what = match &location {
+            Location::Layer(l) => format!("layer `{}`", l.digest),
+            Location::File { path, .. } => format!("file `{}`", rootfs::display_path(path)),
+        };
+        anyhow::anyhow!("{what} of entry `{}` {e}", d.digest)
+    })?;
     let target = match &wasm {
         crate::component::Wasm::Component(c) => {
             targets(c, known).0.first().map(ToString::to_string)
         }
         crate::component::Wasm::Module(_) => None,
     };
-    let mut e = entry(true, Some(platform(&wasm, known)), target, Declared::Layer);
-    e.layer = Some(bytes);
+    let declared = match location {
+        Location::Layer(_) => Declared::Layer,
+        Location::File { .. } => Declared::Filesystem,
+    };
+    let mut e = entry(true, Some(platform(&wasm, known)), target, declared);
+    e.layer = Some(binary.bytes);
     Ok(e)
 }

@@ -92,6 +92,65 @@ impl Layout {
 
     /// Reads a blob, checking its size and digest against the descriptor.
     pub fn read_blob(&self, d: &Descriptor, limit: u64) -> Result<Vec<u8>> {
+        let path = self.checked_blob_path(d, limit)?;
+        let bytes = read_regular(&path, d.size)
+            .with_context(|| format!("failed to read blob `{}`", d.digest))?;
+        let actual = format!("sha256:{}", crate::cache::sha256_hex(&bytes));
+        check_hash(d, &actual)?;
+        Ok(bytes)
+    }
+
+    /// Reads a blob in pieces of at most 256 KiB, handing each to `sink`
+    /// as it is read and checking size and digest at the end (see
+    /// [`super::store::ContentStore::fetch_to`]: the pieces are unverified
+    /// until this returns `Ok`).
+    pub fn stream_blob(
+        &self,
+        d: &Descriptor,
+        limit: u64,
+        sink: &mut dyn FnMut(&[u8]) -> Result<()>,
+    ) -> Result<()> {
+        use sha2::Digest;
+        use std::io::Read;
+        let path = self.checked_blob_path(d, limit)?;
+        let failed = |e: std::io::Error| anyhow::anyhow!("failed to read blob `{}`: {e}", d.digest);
+        let file = open_regular(&path, d.size).map_err(failed)?;
+        let mut hasher = sha2::Sha256::new();
+        let mut buf = vec![0u8; 256 << 10];
+        let mut read: u64 = 0;
+        let mut file = file.take(d.size.saturating_add(1));
+        loop {
+            let n = file.read(&mut buf).map_err(failed)?;
+            if n == 0 {
+                break;
+            }
+            read += n as u64;
+            if read > d.size {
+                bail!(
+                    "blob `{}` grew past its descriptor's {} bytes",
+                    d.digest,
+                    d.size
+                );
+            }
+            hasher.update(&buf[..n]);
+            sink(&buf[..n])?;
+        }
+        if read != d.size {
+            bail!(
+                "blob `{}` has {read} bytes, its descriptor says {}",
+                d.digest,
+                d.size
+            );
+        }
+        check_hash(
+            d,
+            &format!("sha256:{}", crate::cache::hex(&hasher.finalize())),
+        )
+    }
+
+    /// The path of a blob whose descriptor is within `limit` and matches
+    /// the file's size.
+    fn checked_blob_path(&self, d: &Descriptor, limit: u64) -> Result<PathBuf> {
         let path = blob_path(&self.dir, &d.digest)?;
         if d.size > limit {
             bail!(
@@ -113,16 +172,7 @@ impl Layout {
                 d.size
             );
         }
-        let bytes = read_regular(&path, d.size)
-            .with_context(|| format!("failed to read blob `{}`", d.digest))?;
-        let actual = format!("sha256:{}", crate::cache::sha256_hex(&bytes));
-        if actual != d.digest {
-            bail!(
-                "blob `{}` does not match its digest (it hashes to `{actual}`)",
-                d.digest
-            );
-        }
-        Ok(bytes)
+        Ok(path)
     }
 
     /// Reads `index.json` within the default limits.
@@ -172,6 +222,30 @@ impl Layout {
 /// checked on the open descriptor, and read no further than the limit.
 fn read_regular(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
     use std::io::Read;
+    let file = open_regular(path, limit)?;
+    let mut bytes = Vec::with_capacity(file.metadata()?.len().min(limit) as usize);
+    file.take(limit.saturating_add(1)).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(std::io::Error::other(format!(
+            "over the limit of {limit} bytes"
+        )));
+    }
+    Ok(bytes)
+}
+
+/// Fails unless `actual` is the descriptor's digest.
+fn check_hash(d: &Descriptor, actual: &str) -> Result<()> {
+    if actual != d.digest {
+        bail!(
+            "blob `{}` does not match its digest (it hashes to `{actual}`)",
+            d.digest
+        );
+    }
+    Ok(())
+}
+
+/// Opens a regular file of at most `limit` bytes (see [`read_regular`]).
+fn open_regular(path: &Path, limit: u64) -> std::io::Result<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
     let file = std::fs::OpenOptions::new()
         .read(true)
@@ -191,14 +265,7 @@ fn read_regular(path: &Path, limit: u64) -> std::io::Result<Vec<u8>> {
             meta.len()
         )));
     }
-    let mut bytes = Vec::with_capacity(meta.len().min(limit) as usize);
-    file.take(limit.saturating_add(1)).read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > limit {
-        return Err(std::io::Error::other(format!(
-            "over the limit of {limit} bytes"
-        )));
-    }
-    Ok(bytes)
+    Ok(file)
 }
 
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {

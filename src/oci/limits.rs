@@ -13,6 +13,10 @@ use serde::Deserialize;
 pub struct ReadLimits {
     /// Largest wasm layer (or other blob) read: 1 GiB.
     pub max_layer_bytes: u64,
+    /// Most bytes one filesystem layer may unpack to (decompressed tar,
+    /// headers included) while worldfit looks for the entrypoint file in
+    /// it: 1 GiB. A decompression bomb stops here.
+    pub max_unpacked_bytes: u64,
     /// Largest config blob read: 4 MiB.
     pub max_config_bytes: u64,
     /// Largest manifest, index or `index.json` read: 4 MiB, as distribution allows.
@@ -29,6 +33,7 @@ impl Default for ReadLimits {
     fn default() -> Self {
         ReadLimits {
             max_layer_bytes: 1 << 30,
+            max_unpacked_bytes: 1 << 30,
             max_config_bytes: 4 << 20,
             max_manifest_bytes: 4 << 20,
             max_index_entries: 100_000,

@@ -2,6 +2,7 @@
 //! config, and image layouts on disk.
 
 pub mod artifact;
+pub mod binary;
 #[cfg(feature = "containerd")]
 pub mod containerd;
 #[cfg(feature = "containerd")]
@@ -12,6 +13,7 @@ pub mod limits;
 pub mod listed;
 #[cfg(feature = "registry")]
 pub mod registry;
+pub mod rootfs;
 pub mod source;
 pub mod store;
 #[cfg(feature = "registry")]

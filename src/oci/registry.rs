@@ -533,6 +533,48 @@ impl Registry {
             on_bytes(got.size);
             return Ok(bytes);
         }
+        // Grows as bytes arrive: a declared size is a claim, not a promise.
+        let mut bytes = Vec::with_capacity(d.size.min(8 << 20) as usize);
+        self.stream_blob(d, &mut |chunk| {
+            bytes.extend_from_slice(chunk);
+            on_bytes(chunk.len() as u64);
+            Ok(())
+        })
+        .await?;
+        Ok(bytes)
+    }
+
+    /// [`Registry::fetch`], handing the bytes to `sink` as they arrive
+    /// (see [`super::store::ContentStore::fetch_to`]).
+    pub async fn fetch_to(
+        &self,
+        d: &Descriptor,
+        limit: u64,
+        limits: &super::limits::ReadLimits,
+        sink: &mut dyn FnMut(&[u8]) -> Result<()>,
+    ) -> Result<()> {
+        if is_manifest(&d.media_type) {
+            let bytes = self.fetch(d, limit, limits, &mut |_| {}).await?;
+            return sink(&bytes);
+        }
+        super::layout::check_digest(&d.digest)?;
+        if d.size > limit {
+            bail!(
+                "`{}` declares {} bytes, over the limit of {limit}",
+                d.digest,
+                d.size
+            );
+        }
+        self.stream_blob(d, sink).await
+    }
+
+    /// Streams a blob (size already checked against the limit), verifying
+    /// its size and digest.
+    async fn stream_blob(
+        &self,
+        d: &Descriptor,
+        sink: &mut dyn FnMut(&[u8]) -> Result<()>,
+    ) -> Result<()> {
         let what = format!(
             "cannot read blob `{}` from `{}`",
             d.digest,
@@ -549,8 +591,7 @@ impl Registry {
                 d.size
             );
         }
-        // Grows as bytes arrive: a declared size is a claim, not a promise.
-        let mut bytes = Vec::with_capacity(d.size.min(8 << 20) as usize);
+        let mut received: u64 = 0;
         let mut hasher = Sha256::new();
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| {
@@ -566,23 +607,22 @@ impl Registry {
                     anyhow!("{what}: the transfer broke off: {}", root_cause(&e))
                 }
             })?;
-            if (bytes.len() + chunk.len()) as u64 > d.size {
+            received += chunk.len() as u64;
+            if received > d.size {
                 bail!(
                     "{what}: the registry sent more than the descriptor's {} bytes",
                     d.size
                 );
             }
             hasher.update(&chunk);
-            bytes.extend_from_slice(&chunk);
             self.traffic
                 .bytes_in
                 .fetch_add(chunk.len() as u64, Ordering::Relaxed);
-            on_bytes(chunk.len() as u64);
+            sink(&chunk)?;
         }
-        if (bytes.len() as u64) < d.size {
+        if received < d.size {
             bail!(
-                "{what}: the transfer ended after {} of {} bytes",
-                bytes.len(),
+                "{what}: the transfer ended after {received} of {} bytes",
                 d.size
             );
         }
@@ -590,7 +630,7 @@ impl Registry {
         if actual != d.digest {
             bail!("{what}: the content hashes to `{actual}`");
         }
-        Ok(bytes)
+        Ok(())
     }
 
     /// Whether the repository has a blob.

@@ -94,6 +94,16 @@ impl ContentStore for LayoutImage {
         }
         Box::pin(std::future::ready(read))
     }
+
+    fn fetch_to<'a>(
+        &'a self,
+        d: &'a Descriptor,
+        limit: u64,
+        _limits: &'a ReadLimits,
+        sink: &'a mut dyn FnMut(&[u8]) -> Result<()>,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(std::future::ready(self.layout.stream_blob(d, limit, sink)))
+    }
 }
 
 #[cfg(feature = "registry")]
@@ -119,6 +129,16 @@ impl ContentStore for RegistryImage {
         on_bytes: &'a mut dyn FnMut(u64),
     ) -> StoreFuture<'a, Vec<u8>> {
         Box::pin(self.registry.fetch(d, limit, limits, on_bytes))
+    }
+
+    fn fetch_to<'a>(
+        &'a self,
+        d: &'a Descriptor,
+        limit: u64,
+        limits: &'a ReadLimits,
+        sink: &'a mut dyn FnMut(&[u8]) -> Result<()>,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(self.registry.fetch_to(d, limit, limits, sink))
     }
 }
 
@@ -271,6 +291,17 @@ impl Source {
         on_bytes: &mut dyn FnMut(u64),
     ) -> Result<Vec<u8>> {
         self.store().fetch(d, limit, &self.limits, on_bytes).await
+    }
+
+    /// Streams what a descriptor names to `sink` (see
+    /// [`ContentStore::fetch_to`]: unverified until this returns `Ok`).
+    pub async fn fetch_to(
+        &self,
+        d: &Descriptor,
+        limit: u64,
+        sink: &mut dyn FnMut(&[u8]) -> Result<()>,
+    ) -> Result<()> {
+        self.store().fetch_to(d, limit, &self.limits, sink).await
     }
 }
 

@@ -88,6 +88,29 @@ pub trait ContentStore {
         limits: &'a ReadLimits,
         on_bytes: &'a mut dyn FnMut(u64),
     ) -> StoreFuture<'a, Vec<u8>>;
+
+    /// The bytes `d` names, handed to `sink` piece by piece as they arrive,
+    /// under the same checks as [`ContentStore::fetch`]. The pieces are
+    /// *unverified* until this returns `Ok`: a consumer keeps nothing it
+    /// learned from them when it returns an error. An `Err` from `sink`
+    /// stops the read and is returned.
+    ///
+    /// The default reads the whole blob with `fetch` and hands it over in
+    /// one piece; the built-in layout and registry stores stream, so a
+    /// consumer that keeps little (one file out of a filesystem layer)
+    /// holds little.
+    fn fetch_to<'a>(
+        &'a self,
+        d: &'a Descriptor,
+        limit: u64,
+        limits: &'a ReadLimits,
+        sink: &'a mut dyn FnMut(&[u8]) -> Result<()>,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let bytes = self.fetch(d, limit, limits, &mut |_| {}).await?;
+            sink(&bytes)
+        })
+    }
 }
 
 /// Checks bytes against their descriptor: a well-formed digest, the size,
