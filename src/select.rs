@@ -36,7 +36,7 @@
 
 use crate::host::Host;
 use crate::oci::artifact::Descriptor;
-use crate::oci::binary::{self, Location};
+use crate::oci::binary;
 use crate::oci::image::{Declared, Entry, describe, index_decides, manifests};
 use crate::oci::listed::{Listed, ListedPlatform};
 use crate::oci::source::{Source, is_image_manifest};
@@ -476,7 +476,7 @@ pub async fn select_from_root(
                 };
                 // Look the compile cache up while the layer is fetched.
                 #[cfg(feature = "wasmtime")]
-                if let Location::Layer(layer) = &location {
+                if let binary::Location::Layer(layer) = &location {
                     ahead = layer
                         .digest
                         .strip_prefix("sha256:")
@@ -495,11 +495,16 @@ pub async fn select_from_root(
         let layer_hex = layer_digest
             .as_deref()
             .and_then(|d| d.strip_prefix("sha256:"));
+        // A bare `wasip1` may be a component (runwasi's builder labels
+        // every build so): its binary is always decoded, to say what it is.
+        let declared_p1 = r.platform.as_ref().is_some_and(|p| p.os == "wasip1");
+        let mut relabelled = None;
         // A fit remembered by an earlier run spares decoding the layer again
         // (see `fit_record`); the instantiation below still runs.
         #[cfg(feature = "wasmtime")]
         let remembered = layer_hex
             .zip(opts.confirm.cache.as_ref())
+            .filter(|_| !declared_p1)
             .and_then(|(hex, cache)| crate::fit_record::recall(host, hex, cache));
         #[cfg(not(feature = "wasmtime"))]
         let remembered: Option<String> = None;
@@ -511,6 +516,14 @@ pub async fn select_from_root(
                 // other bad input.
                 let wasm = crate::component::decode(&bytes)
                     .map_err(|e| anyhow::anyhow!("{what} of entry `{}` {e}", r.digest))?;
+                if declared_p1 && matches!(wasm, crate::component::Wasm::Component(_)) {
+                    let actual = crate::platform::platform(&wasm, known);
+                    relabelled = Some(format!(
+                        "its index says wasip1, but its binary is a {} component",
+                        actual.os
+                    ));
+                    r.platform = Some(actual);
+                }
                 let verdict = crate::verdict::check(&wasm, host);
                 if !verdict.compatible {
                     let mut reasons: Vec<String> = verdict
@@ -543,6 +556,7 @@ pub async fn select_from_root(
         };
         r.checked = "types";
         r.reasons = vec![format!("fits {}", world.as_deref().unwrap_or("the host"))];
+        r.reasons.extend(relabelled);
         // The layer was verified against its digest as it was read: the
         // compile cache can be keyed by it without hashing the bytes again.
         #[cfg(feature = "wasmtime")]

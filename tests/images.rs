@@ -88,6 +88,7 @@ fn entries(j: &Value) -> &Vec<Value> {
 /// with the platform worked out from its binary; `inspect` agrees, and
 /// `affinity` places it.
 fn judged_the_same_everywhere(source: &str, os: &str, declared: &str) {
+    let declared = declared.to_string();
     let (code, confirmed) = select(source, &[]);
     assert_eq!(code, Some(0), "{confirmed:#}");
     let chosen = &confirmed["selected"];
@@ -103,7 +104,7 @@ fn judged_the_same_everywhere(source: &str, os: &str, declared: &str) {
         .find(|e| e["digest"] == chosen["digest"])
         .unwrap();
     assert_eq!(entry["wasm"], true);
-    assert_eq!(entry["declared"], declared, "{listed:#}");
+    assert_eq!(entry["declared"], *declared, "{listed:#}");
     assert_eq!(entry["platform"], chosen["platform"]);
     assert!(entry.get("unjudged").is_none(), "{listed:#}");
     let placed = worldfit_command()
@@ -120,15 +121,35 @@ fn runwasi_images_are_judged_by_their_layer_whatever_platform_they_claim() {
     // layer type holding a core module. It was exit 2 with confirmation and
     // selected without it.
     let module = format!("{}:1.0", image("runwasi-module").display());
-    judged_the_same_everywhere(&module, "wasip1", "layer");
-    // The same tool labels a component `wasip1/wasm` too: the layer decides.
-    let component = format!("{}:1.0", image("runwasi-component").display());
-    judged_the_same_everywhere(&component, "wasip2", "layer");
+    judged_the_same_everywhere(&module, "wasip1", "index");
+    // The same tool labels a component `wasip1/wasm` too.
+    taken_at_its_word_then_relabelled(&format!("{}:1.0", image("runwasi-component").display()));
     // runwasi's module layer type, and wasm-to-oci's content layer type.
     let module_type = format!("{}:1.0", image("runwasi-module-type").display());
-    judged_the_same_everywhere(&module_type, "wasip1", "layer");
+    judged_the_same_everywhere(&module_type, "wasip1", "index");
     let content = format!("{}:1.0", image("content-layer").display());
-    judged_the_same_everywhere(&content, "wasip2", "layer");
+    taken_at_its_word_then_relabelled(&content);
+}
+
+/// A component under `wasip1/wasm`: by its features (the index alone) it is
+/// taken at its word; confirmation decodes it, selects the same entry and
+/// says what it is, warm (with the fit record of a first run) as cold.
+fn taken_at_its_word_then_relabelled(source: &str) {
+    let (code, quick) = select(source, &["--no-confirm"]);
+    assert_eq!(code, Some(0), "{quick:#}");
+    assert_eq!(quick["selected"]["platform"]["os"], "wasip1");
+    for _ in ["cold", "warm"] {
+        let (code, confirmed) = select(source, &[]);
+        assert_eq!(code, Some(0), "{confirmed:#}");
+        assert_eq!(confirmed["selected"]["digest"], quick["selected"]["digest"]);
+        assert_eq!(confirmed["selected"]["checked"], "instantiated");
+        assert_eq!(confirmed["selected"]["platform"]["os"], "wasip2");
+        assert_eq!(
+            entries(&confirmed)[0]["reasons"][1],
+            "its index says wasip1, but its binary is a wasip2 component",
+            "{confirmed:#}"
+        );
+    }
 }
 
 #[test]

@@ -196,11 +196,15 @@ pub async fn entries(
 /// Whether the index alone decides what an entry is: `Some(false)` for a
 /// platform that isn't wasm (see [`wasm_spelling`]) or a media type that
 /// isn't an image manifest, `Some(true)` for a wasm platform in this
-/// encoding (a WASI level with `os.features`), `None` when its manifest
-/// must be read: no platform, no features, or a spelling such as
-/// `wasi/wasm` that leaves the WASI level to the binary. A bare `wasip1`
-/// is read too: runwasi's `oci-tar-builder` writes `wasip1/wasm` for every
-/// build, components included.
+/// encoding (a WASI level with `os.features`, or a bare `wasip1`), `None`
+/// when its manifest must be read: no platform, a `wasip2`/`wasip3` without
+/// features, or a spelling such as `wasi/wasm` that leaves the WASI level
+/// to the binary.
+///
+/// A bare `wasip1` is taken at its word, as this encoding means it (a core
+/// module that needs no engine feature), so selecting by features never
+/// reads its manifest. runwasi's `oci-tar-builder` writes `wasip1/wasm` for
+/// components too: confirmation decodes the binary and reports what it is.
 pub fn index_decides(media_type: &str, platform: Option<(&str, &str, bool)>) -> Option<bool> {
     if !is_image_manifest(media_type) {
         return Some(false);
@@ -208,7 +212,7 @@ pub fn index_decides(media_type: &str, platform: Option<(&str, &str, bool)>) -> 
     let (arch, os, has_features) = platform?;
     match wasm_spelling(os, arch) {
         None => Some(false),
-        Some(WasmSpelling::Level(_)) => has_features.then_some(true),
+        Some(WasmSpelling::Level(level)) => (has_features || level == "wasip1").then_some(true),
         Some(WasmSpelling::Unversioned) => None,
     }
 }
