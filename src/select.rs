@@ -218,6 +218,14 @@ impl Judged<'_> {
         self.report.platform.as_ref().map_or("", |p| p.os.as_str())
     }
 
+    /// How specific the build is: how many `os.features` it declares.
+    fn specificity(&self) -> usize {
+        self.report
+            .platform
+            .as_ref()
+            .map_or(0, |p| p.os_features.len())
+    }
+
     /// The manifest's descriptor, to fetch it.
     fn manifest(&self) -> Descriptor {
         Descriptor {
@@ -431,22 +439,26 @@ pub async fn select_from_root(
         judged.push(judge(entry, host, &oses, &mut memo));
     }
     let prefer = opts.prefer.as_deref();
-    // Features yes before maybe; then the preferred/newest WASI; then index order.
-    let mut ranked: Vec<(std::cmp::Reverse<Level>, std::cmp::Reverse<u8>, usize)> = judged
+    // Features yes before maybe; then the preferred/newest WASI; then the
+    // more specific build (more `os.features`, all met: a build for one os
+    // that also uses `wasi:http` beside a lean one); then index order.
+    use std::cmp::Reverse;
+    let mut ranked: Vec<(Reverse<Level>, Reverse<u8>, Reverse<usize>, usize)> = judged
         .iter()
         .enumerate()
         .filter(|(_, j)| j.report.verdict != EntryVerdict::Incompatible)
         .filter_map(|(i, j)| {
             let level = j.report.level.filter(|l| *l != Level::No)?;
             Some((
-                std::cmp::Reverse(level),
-                std::cmp::Reverse(os_rank(j.os(), prefer)),
+                Reverse(level),
+                Reverse(os_rank(j.os(), prefer)),
+                Reverse(j.specificity()),
                 i,
             ))
         })
         .collect();
     ranked.sort_unstable();
-    let order: Vec<usize> = ranked.into_iter().map(|(_, _, i)| i).collect();
+    let order: Vec<usize> = ranked.into_iter().map(|(_, _, _, i)| i).collect();
     let mut selected = None;
     let mut layer = None;
     #[cfg(feature = "wasmtime")]
@@ -593,9 +605,11 @@ pub async fn select_from_root(
     if let Some(s) = selected {
         let chosen_os = judged[s].os().to_string();
         let chosen_level = judged[s].report.level;
-        let (worse, other_os, later) = (
+        let chosen_specificity = judged[s].specificity();
+        let (worse, other_os, specific, later) = (
             "a better-fitting entry was selected".to_string(),
             format!("{chosen_os} is preferred"),
+            "a more specific build (more os.features, all met) was selected".to_string(),
             "an earlier entry was selected".to_string(),
         );
         for &i in &order {
@@ -607,6 +621,8 @@ pub async fn select_from_root(
                 &worse
             } else if j.os() != chosen_os {
                 &other_os
+            } else if j.specificity() < chosen_specificity {
+                &specific
             } else {
                 &later
             };

@@ -783,3 +783,56 @@ fn a_build_needing_an_engine_feature_the_host_lacks_is_passed_over() {
         );
     }
 }
+
+#[test]
+fn builds_for_one_os_with_different_features_sit_side_by_side_and_rank_by_specificity() {
+    let synth = Synth::new();
+    let tmp = tempfile::tempdir().unwrap();
+    let oci = tmp.path().join("oci");
+    let lean = synth.component_file("cli-0212");
+    let http = synth.component_file("cli-http-client");
+    let tagged = run(worldfit_command()
+        .args(["tag", "--tag", "1.0", "--json", "--layout"])
+        .arg(&oci)
+        .arg(&lean)
+        .arg(&http));
+    assert!(
+        tagged.status.success(),
+        "{}",
+        String::from_utf8_lossy(&tagged.stderr)
+    );
+    let tagged: serde_json::Value = serde_json::from_slice(&tagged.stdout).unwrap();
+    let digest = |i: usize| tagged["entries"][i]["digest"].as_str().unwrap().to_string();
+    let (lean_digest, http_digest) = (digest(0), digest(1));
+    let oci = format!("{}:1.0", oci.display());
+    // A host with wasi:http runs both: the more specific build wins, though
+    // it comes second, confirmed or not.
+    for confirm in [true, false] {
+        let mut args = vec![oci.as_str()];
+        if !confirm {
+            args.push("--no-confirm");
+        }
+        let (code, j, stderr) = select(&args);
+        assert_eq!(code, Some(0), "{stderr}");
+        assert_eq!(j.selected.as_ref().unwrap().digest, http_digest, "{j:?}");
+        assert_eq!(
+            j.entries[0].reasons.last().unwrap(),
+            "a more specific build (more os.features, all met) was selected",
+            "{j:?}"
+        );
+        assert_eq!(j.entries[0].verdict, "compatible");
+    }
+    // The wasmtime CLI's `run` links wasi:http only with `-S http`: the lean
+    // build, and the reason the other isn't.
+    let (code, j, stderr) = select(&[&oci, "--host", "wasmtime@49"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    assert_eq!(j.selected.as_ref().unwrap().digest, lean_digest, "{j:?}");
+    assert_eq!(j.entries[1].verdict, "incompatible", "{j:?}");
+    assert!(
+        j.entries[1].reasons.iter().any(|r| r.contains("wasi:http")),
+        "{j:?}"
+    );
+    let (code, j, _) = select(&[&oci, "--host", "wasmtime@49 run -S http"]);
+    assert_eq!(code, Some(0));
+    assert_eq!(j.selected.as_ref().unwrap().digest, http_digest, "{j:?}");
+}

@@ -240,7 +240,8 @@ fn adding_keeps_other_entries_and_replaces_the_same_platform() {
     };
     assert_eq!(oses("v1"), ["wasip2", "wasip3"]);
     assert_eq!(oses("other"), ["wasip2"]);
-    // A rebuilt wasip2 build (here: another component) replaces the wasip2 entry in place.
+    // A wasip2 build that needs other features (an HTTP handler) sits beside
+    // the first: os.features are part of the platform.
     assert_eq!(
         run(&["tag", &i.http, "--layout", l, "--tag", "v1"], None)
             .status
@@ -248,11 +249,34 @@ fn adding_keeps_other_entries_and_replaces_the_same_platform() {
         Some(0)
     );
     let index = tagged(&layout, "v1");
+    assert_eq!(oses("v1"), ["wasip2", "wasip3", "wasip2"]);
     assert_eq!(
-        index["manifests"][0]["platform"]["os.features"][0],
+        index["manifests"][2]["platform"]["os.features"][0],
         "wasi:http/proxy@0.2.12"
     );
-    assert_eq!(index["manifests"].as_array().unwrap().len(), 2);
+    // A rebuild with the same platform and features replaces its entry in
+    // place (here: the same build, created at another time).
+    let first = index["manifests"][0]["digest"].clone();
+    assert_eq!(
+        run(&["tag", &i.p2, "--layout", l, "--tag", "v1"], Some("86400"))
+            .status
+            .code(),
+        Some(0)
+    );
+    let index = tagged(&layout, "v1");
+    assert_eq!(index["manifests"].as_array().unwrap().len(), 3);
+    assert_ne!(index["manifests"][0]["digest"], first);
+    assert_eq!(index["manifests"][0]["platform"]["os"], "wasip2");
+    // Two inputs for the same platform and features are refused.
+    let twice = run(&["tag", &i.p2, &i.p2, "--layout", l, "--tag", "v2"], None);
+    assert_eq!(twice.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&twice.stderr);
+    assert!(
+        stderr.contains(
+            "same platform `wasip2/wasm` with the same os.features (wasi:cli/command@0.2.6)"
+        ),
+        "{stderr}"
+    );
 }
 
 #[test]

@@ -21,7 +21,7 @@ use worldfit::select::{EntryReport, SelectOptions, select_from_root};
 directory wins), a registry reference (HOST[:PORT]/REPO[:TAG|@DIGEST], docker://...) or, in builds \
 with the containerd feature, an image in containerd (containerd://[NAMESPACE/]IMAGE).\n\n\
 Entries are ranked by their platform features (yes before maybe), then the newest WASI the host \
-runs (wasip3, wasip2, wasip1; --prefer changes it), then index order. Unless --no-confirm, the top \
+runs (wasip3, wasip2, wasip1; --prefer changes it), then the more specific build (more os.features, all met), then index order. Unless --no-confirm, the top \
 candidate's layer is fetched and checked (types, then instantiation for the built-in host); if it \
 fails, the next is tried. Only the index, and the manifests, configs and layers the decision needs, \
 are fetched; every blob is verified, and a blob that fails verification is an error.\n\n\

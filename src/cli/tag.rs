@@ -16,7 +16,7 @@ use worldfit::oci::layout;
 #[command(
     after_help = "Each input becomes a manifest in the CNCF Wasm OCI artifact layout, listed in the \
 tag's image index with its platform (os wasip1/wasip2/wasip3, os.features = the WIT worlds it needs). \
-An existing layout keeps its other tags and platforms; an entry for the same platform is replaced.\n\n\
+An existing layout keeps its other tags and platforms; an entry for the same platform (os, architecture and os.features) is replaced, so builds for one os that need different features sit side by side.\n\n\
 Examples:\n  worldfit tag app-p2.wasm app-p3.wasm --layout ./oci --tag 1.0\n  \
 SOURCE_DATE_EPOCH=0 worldfit tag app.wasm --layout ./oci --world-wit spin-wit/\n\n\
 Exit status:\n  0  the layout was written\n  2  an input or the layout could not be read or written (nothing was changed)"

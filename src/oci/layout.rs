@@ -306,13 +306,25 @@ fn sync_dir(dir: &Path) -> Result<()> {
 /// Whether two platforms are the same slot of an index: architecture, os,
 /// and variant. `os.features` are requirements, not identity: a rebuilt
 /// wasip2 component replaces the old wasip2 entry even if its features moved.
+/// Whether two entries are for the same platform: os, architecture,
+/// variant, os.version and `os.features` (as a set). Two builds for one
+/// `os` that need different features (a lean one, one that needs
+/// `wasi:http`) are different platforms, as containerd's matcher treats
+/// them.
 fn same_slot(a: &Descriptor, b: &Descriptor) -> bool {
+    fn features(p: &crate::platform::Platform) -> Vec<&String> {
+        let mut f: Vec<&String> = p.os_features.iter().collect();
+        f.sort();
+        f.dedup();
+        f
+    }
     match (&a.platform, &b.platform) {
         (Some(x), Some(y)) => {
             x.architecture == y.architecture
                 && x.os == y.os
                 && x.variant == y.variant
                 && x.os_version == y.os_version
+                && features(x) == features(y)
         }
         _ => false,
     }
@@ -393,16 +405,24 @@ fn entries_under(layout: &Layout, top: &Index, tag: &str) -> Result<Vec<Descript
 /// Writes builds into the layout under `tag`: one manifest each, gathered in
 /// an image index that `index.json` names by `org.opencontainers.image.ref.name`.
 /// Other tags, and other platforms already under this tag, are kept; an entry
-/// for the same platform is replaced. Returns the image index's descriptor
-/// and the index itself.
+/// for the same platform (os, architecture and `os.features`: see
+/// `same_slot`) is replaced, so builds for one `os` that need different
+/// features sit side by side. Returns the image index's descriptor and the
+/// index itself.
 pub fn tag(dir: &Path, tag: &str, artifacts: &[Artifact]) -> Result<(Descriptor, Index)> {
     for (i, a) in artifacts.iter().enumerate() {
         if artifacts[..i].iter().any(|b| same_slot(&a.entry, &b.entry)) {
             let p = a.entry.platform.as_ref().expect("entries have platforms");
             bail!(
-                "two inputs are for the same platform `{}/{}`; an index holds one build per platform",
+                "two inputs are for the same platform `{}/{}` with the same os.features ({}); \
+                 an index holds one build per platform",
                 p.os,
-                p.architecture
+                p.architecture,
+                if p.os_features.is_empty() {
+                    "none".to_string()
+                } else {
+                    p.os_features.join(", ")
+                }
             );
         }
     }
