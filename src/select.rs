@@ -443,7 +443,9 @@ pub async fn select_from_root(
     // more specific build (more `os.features`, all met: a build for one os
     // that also uses `wasi:http` beside a lean one); then index order.
     use std::cmp::Reverse;
-    let mut ranked: Vec<(Reverse<Level>, Reverse<u8>, Reverse<usize>, usize)> = judged
+    // (level, os rank, specificity, index position): sorted ascending.
+    type Rank = (Reverse<Level>, Reverse<u8>, Reverse<usize>, usize);
+    let mut ranked: Vec<Rank> = judged
         .iter()
         .enumerate()
         .filter(|(_, j)| j.report.verdict != EntryVerdict::Incompatible)
