@@ -69,6 +69,54 @@ pub fn decode_check(data: &[u8]) {
     let _ = crate::platform::containerd_string(&p.os, &p.architecture, &p.os_features);
 }
 
+/// `fuzz_targets/filesystem_layer`: the input is an entrypoint path, a
+/// newline, then a tar stream. The stream is read for that file as a
+/// filesystem layer three times (plain, gzip-compressed, zstd-compressed):
+/// each must give the same outcome, a found file is never larger than the
+/// bound, and nothing panics or reads without bound.
+pub fn filesystem_layer(data: &[u8]) {
+    use crate::oci::rootfs::{Bounds, Compression, InLayer, entrypoint_path, find_in_layer};
+    use std::io::Write;
+    let Some(newline) = data.iter().position(|&b| b == b'\n') else {
+        return;
+    };
+    let (path, tar) = (&data[..newline], &data[newline + 1..]);
+    let Ok(path) = std::str::from_utf8(path) else {
+        return;
+    };
+    let Ok(path) = entrypoint_path(Some(&[path.to_string()]), None, None) else {
+        return;
+    };
+    let bounds = Bounds {
+        max_file: 4096,
+        max_unpacked: 1 << 20,
+    };
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(tar).expect("compressing into memory");
+    let gz = gz.finish().expect("compressing into memory");
+    let zst = zstd::encode_all(tar, 1).expect("compressing into memory");
+    let outcome = |bytes: &[u8], c: Compression| -> Option<InLayer> {
+        find_in_layer(bytes, c, &path, bounds).ok()
+    };
+    let plain = outcome(tar, Compression::None);
+    if let Some(InLayer::Found(file)) = &plain {
+        assert!(
+            file.len() as u64 <= bounds.max_file,
+            "a file past the bound"
+        );
+    }
+    assert_eq!(
+        outcome(&gz, Compression::Gzip),
+        plain,
+        "gzip changes the outcome"
+    );
+    assert_eq!(
+        outcome(&zst, Compression::Zstd),
+        plain,
+        "zstd changes the outcome"
+    );
+}
+
 /// `fuzz_targets/oci_json`: reads bytes as an image index, a manifest and a
 /// CNCF wasm config (each must serialize and read back equal), and probes
 /// their media type.

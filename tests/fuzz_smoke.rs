@@ -72,6 +72,11 @@ fn wit_name() {
 }
 
 #[test]
+fn filesystem_layer() {
+    smoke("filesystem_layer", worldfit::fuzzing::filesystem_layer);
+}
+
+#[test]
 fn layout() {
     smoke("layout", worldfit::fuzzing::layout);
 }

@@ -321,6 +321,18 @@ fn mixed_answer(j: &Value, digests: &Digests) {
             .any(|r| r == "a better-fitting entry was selected"),
         "{j:#}"
     );
+    // Every other wasm entry runs here.
+    assert_eq!(entries(j).len(), digests.every.len(), "{j:#}");
+    for e in entries(j) {
+        if e["digest"] == digests.linux || e["digest"] == digests.spin {
+            continue;
+        }
+        let verdict = e["verdict"].as_str().unwrap();
+        assert!(
+            ["selected", "compatible", "maybe"].contains(&verdict),
+            "{e:#}"
+        );
+    }
     let spin = by(&digests.spin);
     assert_eq!(spin["verdict"], "incompatible", "{j:#}");
     assert!(
@@ -333,6 +345,8 @@ fn mixed_answer(j: &Value, digests: &Digests) {
 }
 
 struct Digests {
+    /// Every entry, one per format.
+    every: Vec<String>,
     linux: String,
     runwasi: String,
     p2: String,
@@ -340,9 +354,12 @@ struct Digests {
     spin: String,
 }
 
-/// A layout mixing `linux/amd64`, runwasi's `wasip1/wasm`, worldfit's p2 and
-/// p3 builds, and an application of two wasm layers (as Spin writes them),
-/// which worldfit can't judge as one binary.
+/// A layout with one entry per format: `linux/amd64`, buildah's `wasi/wasm`
+/// images (tar, tar+gzip, tar+zstd), runwasi's `wasip1/wasm` ones (a module
+/// and a component in its component layer type, a module in its module
+/// layer type, a component in wasm-to-oci's content layer type), worldfit's
+/// p2 and p3 builds, and an application of two wasm layers (as Spin writes
+/// them), which worldfit can't judge as one binary.
 fn mixed(dir: &Path) -> (PathBuf, Digests) {
     let spin_dir = dir.join("spin");
     let work = dir.join("spin-work");
@@ -391,7 +408,12 @@ fn mixed(dir: &Path) -> (PathBuf, Digests) {
         &out,
         &[
             image("buildah-multi"),
+            image("buildah-tar"),
+            image("buildah-zstd"),
             image("runwasi-module"),
+            image("runwasi-component"),
+            image("runwasi-module-type"),
+            image("content-layer"),
             tagged(dir),
             spin_dir,
         ],
@@ -408,6 +430,10 @@ fn mixed(dir: &Path) -> (PathBuf, Digests) {
     let digests = Digests {
         linux: find(&|p| p["os"] == "linux"),
         runwasi: find(&|p| p["os"] == "wasip1"),
+        every: listed
+            .iter()
+            .map(|e| e["digest"].as_str().unwrap().to_string())
+            .collect(),
         p2: find(&|p| p["os"] == "wasip2"),
         p3: find(&|p| p["os"] == "wasip3"),
         spin,
@@ -419,11 +445,10 @@ fn mixed(dir: &Path) -> (PathBuf, Digests) {
 fn a_mixed_index_selects_the_best_build_and_explains_the_rest() {
     let tmp = tempfile::tempdir().unwrap();
     let (layout, digests) = mixed(tmp.path());
-    // 6 entries: the buildah image's wasi/wasm build is in it too.
     let source = format!("{}:1.0", layout.display());
     let (code, j) = select(&source, &[]);
     assert_eq!(code, Some(0), "{j:#}");
-    assert_eq!(entries(&j).len(), 6, "{j:#}");
+    assert_eq!(entries(&j).len(), 11, "{j:#}");
     mixed_answer(&j, &digests);
     // Without confirmation, the same choice.
     let (code, quick) = select(&source, &["--no-confirm"]);

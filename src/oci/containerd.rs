@@ -189,6 +189,59 @@ impl ContainerdImage {
         limit: u64,
         on_bytes: &mut dyn FnMut(u64),
     ) -> Result<Vec<u8>> {
+        // Hashed as it arrives, a large blob on another thread.
+        let mut blob = StreamingDigest::new(d.size);
+        self.read_chunks(d, limit, &mut |chunk| {
+            on_bytes(chunk.len() as u64);
+            blob.push(chunk);
+            Ok(())
+        })
+        .await?;
+        let (bytes, actual) = blob.finish().await?;
+        if actual != d.digest {
+            bail!(
+                "`{}` in containerd's content store hashes to `{actual}`: corrupt or tampered",
+                d.digest
+            );
+        }
+        Ok(bytes)
+    }
+
+    /// [`ContainerdImage::read`], handing the bytes to `sink` as they arrive
+    /// (see [`ContentStore::fetch_to`]): nothing is kept here.
+    async fn read_to(
+        &self,
+        d: &Descriptor,
+        limit: u64,
+        sink: &mut dyn FnMut(&[u8]) -> Result<()>,
+    ) -> Result<()> {
+        use sha2::Digest;
+        let mut hasher = sha2::Sha256::new();
+        self.read_chunks(d, limit, &mut |chunk| {
+            hasher.update(&chunk);
+            sink(&chunk)
+        })
+        .await?;
+        let actual = format!("sha256:{}", crate::cache::hex(&hasher.finalize()));
+        if actual != d.digest {
+            bail!(
+                "`{}` in containerd's content store hashes to `{actual}`: corrupt or tampered",
+                d.digest
+            );
+        }
+        Ok(())
+    }
+
+    /// Reads a blob from the content store in the chunks containerd sends,
+    /// refusing a descriptor over `limit`, a stream longer or shorter than
+    /// the descriptor's size, and a stall. The digest is the caller's to
+    /// check.
+    async fn read_chunks(
+        &self,
+        d: &Descriptor,
+        limit: u64,
+        each: &mut dyn FnMut(Vec<u8>) -> Result<()>,
+    ) -> Result<()> {
         super::layout::check_digest(&d.digest)?;
         if d.size > limit {
             bail!(
@@ -215,8 +268,6 @@ impl ContainerdImage {
             .await
             .map_err(|s| self.failure(&s, missing))?
             .into_inner();
-        // Hashed as it arrives, a large blob on another thread.
-        let mut blob = StreamingDigest::new(d.size);
         let mut received: u64 = 0;
         loop {
             let next = tokio::time::timeout(self.timeout, stream.message())
@@ -239,8 +290,7 @@ impl ContainerdImage {
                     d.digest
                 );
             }
-            on_bytes(chunk.data.len() as u64);
-            blob.push(chunk.data);
+            each(chunk.data)?;
         }
         if received < d.size {
             bail!(
@@ -249,14 +299,7 @@ impl ContainerdImage {
                 d.digest
             );
         }
-        let (bytes, actual) = blob.finish().await?;
-        if actual != d.digest {
-            bail!(
-                "`{}` in containerd's content store hashes to `{actual}`: corrupt or tampered",
-                d.digest
-            );
-        }
-        Ok(bytes)
+        Ok(())
     }
 
     async fn resolve(&self, limits: &ReadLimits) -> Result<(Descriptor, Vec<u8>)> {
@@ -340,6 +383,16 @@ impl ContentStore for ContainerdImage {
         on_bytes: &'a mut dyn FnMut(u64),
     ) -> StoreFuture<'a, Vec<u8>> {
         Box::pin(self.read(d, limit, on_bytes))
+    }
+
+    fn fetch_to<'a>(
+        &'a self,
+        d: &'a Descriptor,
+        limit: u64,
+        _limits: &'a ReadLimits,
+        sink: &'a mut dyn FnMut(&[u8]) -> Result<()>,
+    ) -> StoreFuture<'a, ()> {
+        Box::pin(self.read_to(d, limit, sink))
     }
 }
 
