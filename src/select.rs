@@ -112,7 +112,9 @@ pub struct Selection {
     pub selected: Option<usize>,
     /// Every entry, in index order.
     pub entries: Vec<EntryReport>,
-    /// The selected entry's wasm layer, verified (absent with `no_confirm`).
+    /// The selected entry's wasm binary, verified: its wasm layer, or the
+    /// file its config's `Entrypoint` names in its filesystem layers
+    /// (absent with `no_confirm`).
     #[serde(skip)]
     pub layer: Option<Vec<u8>>,
     /// The instantiation that confirmed the selected entry (built-in host).

@@ -474,6 +474,24 @@ fn a_mixed_index_selects_the_best_build_and_explains_the_rest() {
         "{listed:#}"
     );
 
+    // affinity places the mixed image, and says why it can't place the
+    // application alone.
+    ok(&worldfit_command()
+        .args(["affinity", &source])
+        .output()
+        .unwrap());
+    let spin = format!("{}:1.0", tmp.path().join("spin").display());
+    let refused = worldfit_command()
+        .args(["affinity", &spin])
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        stderr.contains("(not judged: it has 2 wasm layers"),
+        "{stderr}"
+    );
+
     // The same through a registry (skopeo copies every platform).
     let registry = Registry::start();
     let pushed = Command::new("skopeo")

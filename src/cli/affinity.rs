@@ -56,12 +56,23 @@ impl Opts {
             .collect();
         let affinity = match affinity(&platforms) {
             Ok(a) => a,
-            Err(why) => {
-                let reasons: Vec<String> = why
+            Err(_) => {
+                // Each entry's reason, in index order: why it isn't judged,
+                // isn't wasm, or has no term.
+                let reasons: Vec<String> = list
                     .iter()
-                    .map(|w| match w {
-                        NoTerm::NotWasm => "not a wasm build".to_string(),
-                        NoTerm::Unreadable(f) => format!("feature `{f}` is not a WIT name"),
+                    .map(|e| match (&e.unjudged, e.wasm, &e.platform) {
+                        (Some(why), true, _) => format!("not judged: {why}"),
+                        (_, true, Some(p)) => match affinity(&[Some(p)]) {
+                            Err(w) => match w.first() {
+                                Some(NoTerm::Unreadable(f)) => {
+                                    format!("feature `{f}` is not a WIT name")
+                                }
+                                _ => "not a wasm build".to_string(),
+                            },
+                            Ok(_) => "no term".to_string(),
+                        },
+                        _ => "not a wasm build".to_string(),
                     })
                     .collect();
                 eprintln!(
