@@ -321,16 +321,22 @@ fn a_native_image_in_the_index_is_kept() {
         .as_array()
         .unwrap()
         .clone();
-    assert_eq!(entries.len(), 3);
+    // The native entry stays first; the HTTP handler needs other features
+    // than the first wasip2 build, so it is added beside it.
+    assert_eq!(entries.len(), 4);
     assert_eq!(
         entries[0]["platform"],
         serde_json::json!({"architecture": "arm64", "os": "linux", "variant": "v8", "os.features": []})
     );
     assert_eq!(
         entries[1]["platform"]["os.features"][0],
-        "wasi:http/proxy@0.2.12"
+        "wasi:cli/command@0.2.6"
     );
     assert_eq!(entries[2]["platform"]["os"], "wasip3");
+    assert_eq!(
+        entries[3]["platform"]["os.features"][0],
+        "wasi:http/proxy@0.2.12"
+    );
 }
 
 #[test]
@@ -353,8 +359,9 @@ fn failures_leave_the_layout_as_it_was() {
         1,
         "only bad.wasm is there"
     );
-    // Two builds for one platform: refused, nothing written.
-    let out = run(&["tag", &i.p2, &i.http, "--layout", l], None);
+    // Two builds for one platform (os and os.features): refused, nothing
+    // written.
+    let out = run(&["tag", &i.p2, &i.p2, "--layout", l], None);
     assert_eq!(out.status.code(), Some(2));
     assert!(!layout.exists());
     // With a layout in place, a failing run leaves index.json byte for byte.
