@@ -2,13 +2,21 @@
 //! `../shared/bench` (or `$WORLDFIT_BENCH_DIR`):
 //!
 //! - **types**: decode + type-level verdict against the built-in host;
-//! - **cold**: confirm with an empty cache (Winch compile, or Cranelift where
-//!   Winch can't, then instantiate);
-//! - **warm**: confirm again, the compiled code coming from the cache;
+//! - **validate** (the peer): wasmparser 0.263's `validate_all` with every
+//!   feature on, what `wasm-tools validate` runs;
+//! - **cold**: confirm with an empty cache, the default path: for a binary
+//!   without start functions, validate it in full, re-encode its stub, compile
+//!   the stub (Winch) and instantiate it (`worldfit::stub`); broken down as
+//!   *stub validate*, *re-encode*, and the rest (compile + instantiate);
+//! - **cold full**: confirm with an empty cache compiling the real code
+//!   (`ConfirmOptions::full`, Winch, or Cranelift where Winch can't);
+//! - **warm**: confirm again, the compiled stub coming from the cache;
 //! - **baseline**: `Component::new` with wasmtime's default (Cranelift)
-//!   configuration — what an embedder pays without worldfit's choices.
+//!   configuration — what an embedder pays without worldfit's choices;
+//! - **process**: a whole `worldfit check --no-cache FILE` (cold), wall time.
 //!
-//! Targets: cold ≤ 0.25× baseline; warm ≤ 50 ms for the 18 MB component.
+//! Targets: cold ≤ 0.05× baseline and ≤ 3× validate; the process ≤ 0.25 s
+//! for the 18 MB component; warm ≤ 50 ms.
 //! `cargo bench --bench confirm [-- --quick]`. Under `cargo test --benches`
 //! it only confirms the smallest fixture once.
 
@@ -18,7 +26,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 use support::{bench_dir_unresolved, time, wasm_entries};
 use worldfit::cache::CompileCache;
-use worldfit::confirm::ConfirmOptions;
+use worldfit::confirm::{ConfirmOptions, Path};
 use worldfit::{Host, check, decode};
 
 fn ms(d: Duration) -> String {
@@ -52,10 +60,22 @@ fn main() {
     let mut config = wasmtime::Config::new();
     config.wasm_component_model_async(true);
     let baseline_engine = wasmtime::Engine::new(&config).unwrap();
+    let bin = support::worldfit_bin("confirm").unwrap_or_else(|e| panic!("{e}"));
 
     println!(
-        "{:<22} {:>9} {:>10} {:>11} {:>10} {:>10} {:>11} {:>9}",
-        "component", "size", "types", "baseline", "cold", "cold/base", "warm", "backend"
+        "{:<18} {:>7} {:>9} {:>10} {:>10} {:>10} {:>10} {:>11} {:>9} {:>9} {:>10} {:>10}",
+        "component",
+        "size",
+        "types",
+        "validate",
+        "baseline",
+        "stub val",
+        "re-encode",
+        "cold",
+        "cold/base",
+        "cold/val",
+        "cold full",
+        "process"
     );
     for file in files {
         let bytes = std::fs::read(&file).unwrap();
@@ -63,21 +83,32 @@ fn main() {
         let types = time(fast_runs, || {
             check(&decode(&bytes).unwrap(), &host).compatible
         });
+        let validate = time(fast_runs, || {
+            wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::all())
+                .validate_all(&bytes)
+                .unwrap()
+        });
+        let stub_validate = time(fast_runs, || worldfit::stub::validate(&bytes).unwrap());
+        let reencode = time(fast_runs, || worldfit::stub::stub(&bytes).unwrap());
         let baseline = time(slow_runs, || {
             wasmtime::component::Component::new(&baseline_engine, &bytes).unwrap()
         });
-        let mut backend = None;
-        let cold = time(slow_runs, || {
-            let cache = tempfile::tempdir().unwrap();
-            let options = ConfirmOptions {
-                cache: Some(CompileCache::new(cache.path())),
-                ..Default::default()
-            };
-            let c = host.confirm(&bytes, &options).unwrap();
-            assert!(c.instantiated && !c.cached, "{:?}", c.message);
-            backend = c.backend;
-            c
-        });
+        let cold_with = |full: bool| {
+            time(slow_runs, || {
+                let cache = tempfile::tempdir().unwrap();
+                let options = ConfirmOptions {
+                    cache: Some(CompileCache::new(cache.path())),
+                    full,
+                    ..Default::default()
+                };
+                let c = host.confirm(&bytes, &options).unwrap();
+                assert!(c.instantiated && !c.cached, "{:?}", c.message);
+                assert_eq!(c.path == Path::Stub, !full);
+                c
+            })
+        };
+        let cold = cold_with(false);
+        let cold_full = cold_with(true);
         let cache = tempfile::tempdir().unwrap();
         let options = ConfirmOptions {
             cache: Some(CompileCache::new(cache.path())),
@@ -89,17 +120,37 @@ fn main() {
             assert!(c.instantiated && c.cached, "{:?}", c.message);
             c
         });
+        let process = time(slow_runs, || {
+            let out = std::process::Command::new(&bin)
+                .args(["check", "--no-cache"])
+                .arg(&file)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        });
         println!(
-            "{:<22} {:>6.1} MB {:>10} {:>11} {:>10} {:>9.3}x {:>11} {:>9}",
+            "{:<18} {:>4.1} MB {:>9} {:>10} {:>10} {:>10} {:>10} {:>11} {:>8.3}x {:>8.2}x {:>10} {:>10}",
             name,
             bytes.len() as f64 / 1e6,
             ms(types),
+            ms(validate),
             ms(baseline),
+            ms(stub_validate),
+            ms(reencode),
             ms(cold),
             cold.as_secs_f64() / baseline.as_secs_f64(),
-            ms(warm),
-            format!("{:?}", backend.unwrap()).to_lowercase()
+            cold.as_secs_f64() / validate.as_secs_f64(),
+            ms(cold_full),
+            ms(process),
         );
+        println!("{:<18} warm {}", "", ms(warm));
     }
-    println!("\ntargets: cold/base <= 0.25; warm <= 50 ms for the 18 MB component");
+    println!(
+        "\ntargets: cold/base <= 0.05; cold/validate <= 3; process <= 250 ms for the 18 MB \
+         component; warm <= 50 ms"
+    );
 }

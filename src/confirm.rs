@@ -61,6 +61,23 @@ pub struct ConfirmOptions {
     pub limits: Limits,
     /// The compile cache; `None` compiles every time.
     pub cache: Option<CompileCache>,
+    /// Compile the real code even where a stub would confirm the same
+    /// (see [`crate::stub`]): for proving the two paths agree, and for
+    /// warming the cache for a shim that will run the binary.
+    pub full: bool,
+}
+
+/// How a confirmation compiled what it instantiated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Path {
+    /// The binary itself.
+    #[default]
+    Compiled,
+    /// Its stub, after validating the binary in full: nothing in it runs
+    /// code while instantiating, so the stub instantiates exactly as the
+    /// binary would ([`crate::stub`]).
+    Stub,
 }
 
 /// Which compiler produced the code that was instantiated.
@@ -98,6 +115,8 @@ pub struct Confirmation {
     pub message: Option<String>,
     /// The compiler whose code ran (`None` if nothing compiled).
     pub backend: Option<Backend>,
+    /// What was compiled: the binary, or its stub.
+    pub path: Path,
     /// Whether the compiled code came from the cache.
     pub cached: bool,
     /// A warning about the cache (unwritable, discarded entry), if any.
@@ -124,6 +143,7 @@ impl Confirmation {
             failure: Some(failure),
             message: Some(message),
             backend: None,
+            path: Path::Compiled,
             cached: false,
             cache_note: None,
             compile: Duration::ZERO,
@@ -281,11 +301,17 @@ impl Drop for Embedded {
     }
 }
 
-/// The cache key of an artifact: the kind of wasm, the bytes' SHA-256, and
-/// the engine's compatibility hash.
+/// The cache key of an artifact: the kind of wasm, the bytes' SHA-256
+/// (`stub-` and the binary's for a stub), and the engine's compatibility
+/// hash.
 fn cache_key(sha256_hex: &str, is_component: bool, rt: &Runtime) -> String {
     let kind = if is_component { "component" } else { "module" };
     format!("{kind}-{sha256_hex}-{}", rt.compat)
+}
+
+/// The digest a stub's artifact is cached under.
+fn stub_digest(sha256_hex: &str) -> String {
+    format!("stub-{sha256_hex}")
 }
 
 /// What [`Embedded::lookup_ahead`] found.
@@ -482,6 +508,70 @@ impl Embedded {
         Ok((rt.backend, artifact))
     }
 
+    /// Validates the binary in full, then compiles its stub (see
+    /// [`crate::stub`]), via the cache: a stub is cached under its binary's
+    /// digest with a `stub-` prefix, and a full artifact an earlier run
+    /// cached is used as it is.
+    fn compile_stub(
+        &self,
+        bytes: &[u8],
+        known_sha256: Option<&str>,
+        is_component: bool,
+        options: &ConfirmOptions,
+        c: &mut Confirmation,
+        ahead: Option<CacheLookup>,
+    ) -> Result<(Backend, Artifact), String> {
+        let start = Instant::now();
+        match ahead {
+            Some(a) if a.found.as_ref().is_some_and(|f| f.2 == is_component) => {
+                return self.compile(bytes, known_sha256, is_component, options, c, Some(a));
+            }
+            Some(a) => c.cache_note = a.note,
+            None => {}
+        }
+        let digest = options.cache.as_ref().map(|_| match known_sha256 {
+            Some(d) => d.to_string(),
+            None => sha256_hex(bytes),
+        });
+        c.path = Path::Stub;
+        if let (Some(cache), Some(digest)) = (&options.cache, &digest)
+            && let Some(found) =
+                self.lookup(&stub_digest(digest), is_component, cache, &mut c.cache_note)
+        {
+            c.cached = true;
+            c.compile = start.elapsed();
+            return Ok(found);
+        }
+        if let Err(e) = crate::stub::validate(bytes) {
+            c.compile = start.elapsed();
+            return Err(format!("invalid WebAssembly: {e}"));
+        }
+        let stub = match crate::stub::stub(bytes) {
+            Ok(stub) => stub,
+            // Valid but not stubbable: compiled as it is.
+            Err(_) => {
+                c.path = Path::Compiled;
+                return self.compile(bytes, known_sha256, is_component, options, c, None);
+            }
+        };
+        let missed = CacheLookup {
+            found: None,
+            note: c.cache_note.take(),
+            took: Duration::ZERO,
+        };
+        let key = digest.as_deref().map(stub_digest);
+        let result = self.compile(
+            &stub,
+            key.as_deref(),
+            is_component,
+            options,
+            c,
+            Some(missed),
+        );
+        c.compile = start.elapsed();
+        result
+    }
+
     fn store(&self, rt: &Runtime, limits: &Limits) -> Store<Ctx> {
         let stdout = MemoryOutputPipe::new(limits.output_bytes);
         let stderr = MemoryOutputPipe::new(limits.output_bytes);
@@ -540,15 +630,20 @@ impl Embedded {
         c.failure = None;
         c.message = None;
         let is_component = wasmparser::Parser::is_component(bytes);
-        let (backend, artifact) =
-            match self.compile(bytes, sha256_hex, is_component, options, &mut c, ahead) {
-                Ok(x) => x,
-                Err(message) => {
-                    c.failure = Some(Failure::Compile);
-                    c.message = Some(message);
-                    return c;
-                }
-            };
+        let stubbed = !options.full && !crate::stub::runs_code_while_instantiating(bytes);
+        let compiled = if stubbed {
+            self.compile_stub(bytes, sha256_hex, is_component, options, &mut c, ahead)
+        } else {
+            self.compile(bytes, sha256_hex, is_component, options, &mut c, ahead)
+        };
+        let (backend, artifact) = match compiled {
+            Ok(x) => x,
+            Err(message) => {
+                c.failure = Some(Failure::Compile);
+                c.message = Some(message);
+                return c;
+            }
+        };
         c.backend = Some(backend);
         let rt = self.runtime(backend);
         let mut store = self.store(rt, &options.limits);

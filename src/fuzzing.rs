@@ -69,6 +69,66 @@ pub fn decode_check(data: &[u8]) {
     let _ = crate::platform::containerd_string(&p.os, &p.architecture, &p.os_features);
 }
 
+/// `fuzz_targets/stub`: a binary wasmparser accepts (with the embedded
+/// engine's features) must stub (`crate::stub::stub`) into a binary it
+/// accepts too, with every core module keeping its imports, and its exports
+/// by name, kind and function type, in order: what linking and
+/// instantiating read. (Instantiating both is `tests/stub.rs`'s job; the
+/// fuzz build has no wasmtime.)
+pub fn stub(data: &[u8]) {
+    if crate::stub::validate(data).is_err() {
+        return;
+    }
+    let stubbed = crate::stub::stub(data).expect("a valid binary stubs");
+    crate::stub::validate(&stubbed)
+        .unwrap_or_else(|e| panic!("the stub of a valid binary is invalid: {e}"));
+    assert_eq!(
+        linkage(&stubbed),
+        linkage(data),
+        "the stub links differently"
+    );
+}
+
+/// Each core module's imports (module, name, type) and exports (name,
+/// kind, and a function's type index), in order, nested modules included.
+fn linkage(bytes: &[u8]) -> Vec<String> {
+    use wasmparser::{ExternalKind, Payload, TypeRef};
+    let mut out = Vec::new();
+    // Per module: the type index of each function, imports first.
+    let mut funcs: Vec<u32> = Vec::new();
+    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+        match payload.expect("a validated binary parses") {
+            Payload::Version { .. } => funcs.clear(),
+            Payload::ImportSection(s) => {
+                for i in s.into_imports() {
+                    let i = i.expect("parses");
+                    if let TypeRef::Func(t) | TypeRef::FuncExact(t) = i.ty {
+                        funcs.push(t);
+                    }
+                    out.push(format!("import {} {} {:?}", i.module, i.name, i.ty));
+                }
+            }
+            Payload::FunctionSection(s) => {
+                funcs.extend(s.into_iter().map(|t| t.expect("parses")));
+            }
+            Payload::ExportSection(s) => {
+                for e in s {
+                    let e = e.expect("parses");
+                    let ty = match e.kind {
+                        ExternalKind::Func | ExternalKind::FuncExact => {
+                            funcs.get(e.index as usize).copied()
+                        }
+                        _ => None,
+                    };
+                    out.push(format!("export {} {:?} {ty:?}", e.name, e.kind));
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
 /// `fuzz_targets/filesystem_layer`: the input is an entrypoint path, a
 /// newline, then a tar stream. The stream is read for that file as a
 /// filesystem layer three times (plain, gzip-compressed, zstd-compressed):

@@ -43,6 +43,7 @@ pub mod platform;
 #[cfg(all(feature = "containerd", feature = "wasmtime"))]
 pub mod preflight;
 pub mod select;
+pub mod stub;
 pub mod types;
 pub mod verdict;
 pub mod wasip1;

@@ -129,6 +129,18 @@ impl Selection {
         self.entries.get(self.selected?)
     }
 
+    /// Whether the selected entry was confirmed by instantiating its stub
+    /// (see [`crate::stub`]).
+    pub fn stub_confirmed(&self) -> bool {
+        #[cfg(feature = "wasmtime")]
+        return self
+            .confirmation
+            .as_ref()
+            .is_some_and(|c| c.path == crate::confirm::Path::Stub);
+        #[cfg(not(feature = "wasmtime"))]
+        false
+    }
+
     /// The verdict on every entry, aligned for people: the choice first,
     /// then one row per entry.
     pub fn explain(&self) -> String {
@@ -140,6 +152,9 @@ impl Selection {
                 self.source,
                 self.host,
                 match e.checked {
+                    "instantiated" if self.stub_confirmed() => {
+                        "confirmed: validated in full, its stub instantiated in the embedded wasmtime"
+                    }
                     "instantiated" => "confirmed: instantiated in the embedded wasmtime",
                     "types" => "confirmed: types checked",
                     _ => "by its features; not confirmed",
@@ -596,7 +611,12 @@ pub async fn select_from_root(
             }
             r.checked = "instantiated";
             r.reasons.push(format!(
-                "instantiated in {} ms",
+                "instantiated{} in {} ms",
+                if c.path == crate::confirm::Path::Stub {
+                    " (stub)"
+                } else {
+                    ""
+                },
                 (c.compile + c.instantiate).as_millis()
             ));
             confirmation = Some(c);

@@ -9,7 +9,7 @@ use std::ffi::OsStr;
 use std::path::Path;
 
 // The `--json` contract, redeclared here with `deny_unknown_fields` so a
-// silent format change breaks a test. README.md documents the same shapes.
+// silent format change breaks a test. docs/JSON.md documents the same shapes.
 
 #[derive(Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
@@ -41,6 +41,7 @@ struct ConfirmationJson {
     failure: Option<String>,
     message: Option<String>,
     backend: Option<String>,
+    path: String,
     cached: bool,
     cache_note: Option<String>,
     compile_ms: f64,
@@ -203,6 +204,20 @@ fn check_json_with_confirmation() {
     assert!(c.instantiated && c.failure.is_none() && c.message.is_none());
     assert_eq!(c.stdout, "hello from start\n");
     assert!(c.compile_ms >= 0.0 && c.instantiate_ms >= 0.0);
+    // Its start function runs while instantiating: the real code is compiled.
+    assert_eq!(c.path, "compiled");
+
+    // Without one, the stub confirms; --full-compile compiles it all the same.
+    let file = dir.path().join("hello.wasm");
+    std::fs::write(&file, common::wat_module("wasip1-hello.wat")).unwrap();
+    for (flag, path_taken) in [(None, "stub"), (Some("--full-compile"), "compiled")] {
+        let mut args = vec!["check", path(&file), "--json"];
+        args.extend(flag);
+        let out = worldfit(&args);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let j: CheckJson = serde_json::from_str(&stdout(&out)).unwrap();
+        assert_eq!(j.confirmation.unwrap().path, path_taken);
+    }
 
     let file = dir.path().join("trap.wasm");
     std::fs::write(&file, common::wat_module("sandbox/trap-in-start.wat")).unwrap();

@@ -26,6 +26,7 @@ fn quick() -> ConfirmOptions {
             ..Limits::default()
         },
         cache: None,
+        full: false,
     }
 }
 
@@ -182,6 +183,7 @@ fn a_start_function_that_loops_forever_times_out_within_the_limit() {
                     ..Limits::default()
                 },
                 cache: None,
+                full: false,
             },
         );
         let took = start.elapsed();
@@ -223,6 +225,7 @@ fn a_start_function_that_grows_memory_stops_at_the_limit() {
                 ..Limits::default()
             },
             cache: None,
+            full: false,
         },
     );
     assert_eq!(c.failure, Some(Failure::MemoryLimit), "{:?}", c.message);
@@ -259,6 +262,7 @@ fn traps_and_output_are_reported() {
                 ..quick().limits
             },
             cache: None,
+            full: false,
         },
     );
     assert!(c.stdout.len() <= 5, "{:?}", c.stdout);

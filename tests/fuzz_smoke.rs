@@ -72,6 +72,11 @@ fn wit_name() {
 }
 
 #[test]
+fn stub() {
+    smoke("stub", worldfit::fuzzing::stub);
+}
+
+#[test]
 fn filesystem_layer() {
     smoke("filesystem_layer", worldfit::fuzzing::filesystem_layer);
 }

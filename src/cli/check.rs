@@ -27,7 +27,7 @@ pub struct Opts {
     /// Check types only; do not instantiate.
     #[arg(long)]
     no_confirm: bool,
-    /// Print machine-readable JSON (documented in README.md).
+    /// Print machine-readable JSON (documented in docs/JSON.md).
     #[arg(long)]
     json: bool,
     #[command(flatten)]
@@ -49,6 +49,12 @@ pub struct SandboxOpts {
     /// Compile every time; don't read or write the cache.
     #[arg(long, conflicts_with = "cache_dir")]
     no_cache: bool,
+    /// Compile the binary's real code to confirm, even when nothing in it
+    /// runs while instantiating and a stub of it would confirm the same
+    /// (the default then; docs/COMMANDS.md, "check"). Slower cold; the cache
+    /// then holds the artifact a runtime loads.
+    #[arg(long)]
+    full_compile: bool,
 }
 
 impl SandboxOpts {
@@ -81,6 +87,7 @@ impl SandboxOpts {
                 ..Limits::default()
             },
             cache,
+            full: self.full_compile,
         })
     }
 }
@@ -172,7 +179,17 @@ impl Opts {
             print_json(&report)?;
             return Ok(code);
         }
+        #[cfg(feature = "wasmtime")]
+        let stub = report
+            .confirmation
+            .as_ref()
+            .is_some_and(|c| c.path == worldfit::confirm::Path::Stub);
+        #[cfg(not(feature = "wasmtime"))]
+        let stub = false;
         let how = match (report.level, report.host_kind) {
+            ("instantiate", _) if stub => {
+                "validated in full; its stub instantiated in the embedded wasmtime"
+            }
             ("instantiate", _) => "instantiated in the embedded wasmtime",
             (_, "wit") => "types checked; a WIT host is confirmed at the type level",
             (_, "profile") => {
