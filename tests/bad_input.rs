@@ -2,7 +2,7 @@
 //! malformed binary through every command that reads it, and every broken
 //! layout through every command that reads the broken part.
 //!
-//! README.md promises that bad input is "one `error:` line naming the input,
+//! docs/COMMANDS.md promises that bad input is "one `error:` line naming the input,
 //! plus `caused by:` lines where useful; never a panic", with exit 2. Shims
 //! run worldfit on every container start, so each run here must also end
 //! quickly and write nothing. One test walks every case and reports every
@@ -372,7 +372,7 @@ fn write_image(
 }
 
 /// Writes a layout whose tag is a chain of indexes (an index of an index of
-/// ...) one longer than the default limit (`max_index_depth`, README.md's
+/// ...) one longer than the default limit (`max_index_depth`, docs/LIMITS.md
 /// "Deepest chain of indexes"), the innermost listing a good build.
 fn write_too_deep(dir: &Path, good: &Good) {
     let image = Image::new(good, good.layer.clone(), Some(good.platform.clone()), None);
@@ -603,7 +603,7 @@ fn run_with_deadline(args: &[OsString]) -> Result<Ended, String> {
 }
 
 /// Runs one command and returns what it did wrong (empty when it failed
-/// the way README.md promises).
+/// the way docs/LIMITS.md promises).
 fn check_run(run: &Run) -> (Vec<String>, Option<Ended>) {
     let before: Vec<_> = run
         .guards

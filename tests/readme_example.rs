@@ -39,10 +39,10 @@ fn readme_timeout_example_matches() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8(out.stdout).unwrap();
-    let readme = std::fs::read_to_string(common::root().join("README.md")).unwrap();
+    let doc = std::fs::read_to_string(common::root().join("docs/COMMANDS.md")).unwrap();
     assert!(
-        readme.contains(&text),
-        "README.md should show this output:\n{text}"
+        doc.contains(&text),
+        "docs/COMMANDS.md should show this output:\n{text}"
     );
 }
 

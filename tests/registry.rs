@@ -66,7 +66,7 @@ fn two_build_layout(dir: &Path) -> PathBuf {
     layout
 }
 
-// The `--json` shapes of README.md, pinned: a field added or renamed there
+// The `--json` shapes of docs/JSON.md, pinned: a field added or renamed there
 // without changing these fails the tests that parse them.
 
 #[derive(serde::Deserialize)]

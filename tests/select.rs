@@ -17,7 +17,7 @@ use worldfit::oci::layout::{Index, write_tagged};
 use worldfit::oci::{INDEX_MEDIA_TYPE, MANIFEST_MEDIA_TYPE};
 use worldfit::platform::Platform;
 
-// `select --json`, pinned as README.md documents it.
+// `select --json`, pinned as docs/JSON.md documents it.
 #[derive(serde::Deserialize, Debug)]
 #[serde(deny_unknown_fields)]
 #[allow(dead_code)]

@@ -78,7 +78,7 @@ pub struct Opts {
 enum Format {
     /// Aligned text for people.
     Text,
-    /// JSON (documented in README.md).
+    /// JSON (documented in docs/JSON.md).
     Json,
     /// One containerd platform string per OS the host runs.
     Containerd,

@@ -33,7 +33,7 @@ pub struct Opts {
     registry: super::remote::RegistryFlags,
     #[command(flatten)]
     limits: super::limits::LimitFlags,
-    /// Print machine-readable JSON (documented in README.md).
+    /// Print machine-readable JSON (documented in docs/JSON.md).
     #[arg(long)]
     json: bool,
 }

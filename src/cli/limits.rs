@@ -4,7 +4,7 @@
 use clap::Args;
 use worldfit::oci::limits::ReadLimits;
 
-/// Read limits (defaults in README.md, "Limits").
+/// Read limits (defaults in docs/LIMITS.md).
 #[derive(Args, Debug, Clone)]
 #[command(next_help_heading = "Limits")]
 pub struct LimitFlags {

@@ -49,7 +49,7 @@ pub struct Opts {
     sandbox: SandboxOpts,
     #[command(flatten)]
     limits: super::limits::LimitFlags,
-    /// Print machine-readable JSON (documented in README.md).
+    /// Print machine-readable JSON (documented in docs/JSON.md).
     #[arg(long)]
     json: bool,
 }

@@ -8,7 +8,7 @@
 use anyhow::{Result, bail};
 use serde::Deserialize;
 
-/// Read limits. The defaults are documented in README.md ("Limits").
+/// Read limits. The defaults are documented in docs/LIMITS.md.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReadLimits {
     /// Largest wasm layer (or other blob) read: 1 GiB.
