@@ -510,8 +510,8 @@ impl Embedded {
 
     /// Validates the binary in full, then compiles its stub (see
     /// [`crate::stub`]), via the cache: a stub is cached under its binary's
-    /// digest with a `stub-` prefix, and a full artifact an earlier run
-    /// cached is used as it is.
+    /// digest with a `stub-` prefix. A full artifact that `select` found
+    /// ahead (while the layer was fetched) is used as it is.
     fn compile_stub(
         &self,
         bytes: &[u8],
