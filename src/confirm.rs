@@ -309,6 +309,19 @@ fn cache_key(sha256_hex: &str, is_component: bool, rt: &Runtime) -> String {
     format!("{kind}-{sha256_hex}-{}", rt.compat)
 }
 
+/// The SHA-256 that keys the bytes' cache entries: the one the caller
+/// verified, else computed; `None` without a cache (nothing to key).
+fn cache_digest(
+    bytes: &[u8],
+    known_sha256: Option<&str>,
+    options: &ConfirmOptions,
+) -> Option<String> {
+    options.cache.as_ref().map(|_| match known_sha256 {
+        Some(d) => d.to_string(),
+        None => sha256_hex(bytes),
+    })
+}
+
 /// The digest a stub's artifact is cached under.
 fn stub_digest(sha256_hex: &str) -> String {
     format!("stub-{sha256_hex}")
@@ -444,10 +457,7 @@ impl Embedded {
         ahead: Option<CacheLookup>,
     ) -> Result<(Backend, Artifact), String> {
         let start = Instant::now();
-        let digest = options.cache.as_ref().map(|_| match known_sha256 {
-            Some(d) => d.to_string(),
-            None => sha256_hex(bytes),
-        });
+        let digest = cache_digest(bytes, known_sha256, options);
         if let Some(ahead) = ahead {
             // Looked up while the bytes were arriving; a miss was already looked for.
             c.cache_note = ahead.note;
@@ -529,10 +539,7 @@ impl Embedded {
             Some(a) => c.cache_note = a.note,
             None => {}
         }
-        let digest = options.cache.as_ref().map(|_| match known_sha256 {
-            Some(d) => d.to_string(),
-            None => sha256_hex(bytes),
-        });
+        let digest = cache_digest(bytes, known_sha256, options);
         c.path = Path::Stub;
         if let (Some(cache), Some(digest)) = (&options.cache, &digest)
             && let Some(found) =
