@@ -100,25 +100,33 @@ impl Config {
     }
 }
 
-/// A manifest, read and verified, with its config when worldfit reads it.
-pub async fn manifest_and_config(source: &Source, d: &Descriptor) -> Result<(Manifest, Config)> {
+/// A manifest, read and verified, with its config where it is needed: the
+/// CNCF wasm config when `requirements` (it carries them), any config when
+/// the binary isn't a wasm layer (filesystem layers need its `Entrypoint`).
+/// A config not needed isn't fetched, and is `Config::Other` with its media
+/// type.
+pub async fn manifest_and_config(
+    source: &Source,
+    d: &Descriptor,
+    requirements: bool,
+) -> Result<(Manifest, Config)> {
     let manifest = fetch_manifest(source, d).await?;
-    let config = fetch_config(source, &manifest).await?;
+    let needed = (requirements && manifest.config.media_type == WASM_CONFIG_MEDIA_TYPE)
+        || !manifest.layers.iter().any(|l| is_wasm_layer(&l.media_type));
+    let config = if needed {
+        fetch_config(source, &manifest).await?
+    } else {
+        Config::Other(manifest.config.media_type.clone())
+    };
     Ok((manifest, config))
 }
 
 /// Finds an entry's binary from its manifest, reading the config only when
-/// the binary isn't a wasm layer (filesystem layers need its `Entrypoint`).
-/// The outer `Err` is content that fails verification; the inner one, the
-/// reason the entry can't be judged (see [`locate`]).
+/// the binary isn't a wasm layer. The outer `Err` is content that fails
+/// verification; the inner one, the reason the entry can't be judged (see
+/// [`locate`]).
 pub async fn find(source: &Source, d: &Descriptor) -> Result<Result<Location, String>> {
-    let manifest = fetch_manifest(source, d).await?;
-    let config = if manifest.layers.iter().any(|l| is_wasm_layer(&l.media_type)) {
-        // Not read: a wasm layer is the binary whatever the config says.
-        Config::Other(manifest.config.media_type.clone())
-    } else {
-        fetch_config(source, &manifest).await?
-    };
+    let (manifest, config) = manifest_and_config(source, d, false).await?;
     Ok(locate(&manifest, &config))
 }
 

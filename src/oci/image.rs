@@ -273,7 +273,7 @@ pub async fn describe(source: &Source, d: Descriptor, known: &[KnownWorld]) -> R
         }
         Err(d) => d,
     };
-    let (manifest, config) = manifest_and_config(source, &d).await?;
+    let (manifest, config) = manifest_and_config(source, &d, true).await?;
     let entry = |wasm: bool, platform: Option<Platform>, target: Option<String>, declared| Entry {
         descriptor: d.clone(),
         wasm,
