@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::ok;
+
 use common::containerd::{Containerd, layout_tar};
 use common::{fixture, worldfit_command};
 use std::os::unix::net::UnixListener;
@@ -13,17 +15,6 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 const IMAGE: &str = "docker.io/library/wf:1.0";
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "status {:?}\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout.clone()).unwrap()
-}
 
 /// Asserts exit 2 with one `error:` line (and its causes) naming `name`;
 /// returns stderr.

@@ -11,23 +11,14 @@
 
 mod common;
 
+use common::ok;
+
 use common::registry::Registry;
 use common::{fixture, worldfit_command};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::sync::OnceLock;
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "status {:?}\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout.clone()).unwrap()
-}
 
 /// The layouts `fixtures/images/build.sh` writes, built once per run from
 /// the WAT module fixture and the Rust-built component fixture.

@@ -7,6 +7,8 @@
 
 mod common;
 
+use common::ok;
+
 use common::registry::{Fault, FaultProxy, Registry};
 use common::{files, fixture, worldfit_command};
 use std::path::{Path, PathBuf};
@@ -19,17 +21,6 @@ fn run(cmd: &mut Command) -> Output {
 
 fn worldfit(args: &[&str]) -> Output {
     run(worldfit_command().args(args))
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "status {:?}\nstdout: {}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout.clone()).unwrap()
 }
 
 /// Asserts exit 2 with one `error:` line and returns stderr.

@@ -202,6 +202,19 @@ pub fn worldfit_command() -> Command {
     cmd
 }
 
+/// Asserts a process succeeded (showing its status and both streams when it
+/// didn't) and returns its stdout.
+pub fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "status {:?}\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
 /// Runs the `worldfit` binary.
 pub fn worldfit(args: &[&str]) -> Output {
     worldfit_command()
