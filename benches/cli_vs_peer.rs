@@ -28,7 +28,7 @@ mod support;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
-use std::time::{Duration, Instant};
+
 use support::{
     CommandLine, MIB, Mode, bench_inputs, median, name_width, on_path, parse_args, wasm_entries,
     worldfit_bin,
@@ -49,14 +49,7 @@ const ROOT_WIT: &str = "package bench:host;\n\
 world cmd { include wasi:cli/command@0.2.12; import wasi:http/types@0.2.12; import wasi:http/outgoing-handler@0.2.12; }\n";
 
 /// One measured process.
-#[derive(Clone, Copy)]
-struct Run {
-    wall: Duration,
-    /// `ru_maxrss`, KiB on Linux.
-    maxrss_kib: i64,
-    /// The exit code, or 128 + signal number.
-    code: i32,
-}
+type Run = support::Measured;
 
 /// A command line to measure.
 struct Tool {
@@ -73,54 +66,9 @@ impl Tool {
         self.line.display()
     }
 
-    /// Spawns the command with null stdio and reaps it with `wait4`, which
-    /// reports the child's resource usage.
-    ///
-    /// Linux caveat: at `exec` the kernel folds the peak RSS of the address
-    /// space the child leaves (the parent's, shared with `posix_spawn`/vfork
-    /// or copied with fork) into the child's `ru_maxrss`. So a child never
-    /// reports less than the bench process's own peak. The bench process never
-    /// loads the components, keeping that floor at a few MiB; it is printed
-    /// once as `bench process peak RSS`.
+    /// One measured run (see [`support::measure`]).
     fn run(&self) -> std::io::Result<Run> {
-        let start = Instant::now();
-        let child = self
-            .command()
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?;
-        let pid = child.id() as libc::pid_t;
-        let mut status: libc::c_int = 0;
-        // SAFETY: rusage is plain old data; all-zero is a valid value.
-        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-        loop {
-            // SAFETY: `pid` is our unreaped child; the pointers are to live locals.
-            let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-            if r == pid {
-                break;
-            }
-            let err = std::io::Error::last_os_error();
-            if err.kind() != std::io::ErrorKind::Interrupted {
-                return Err(err);
-            }
-        }
-        let wall = start.elapsed();
-        // Reaped above: `Child` must not wait again. Dropping it neither waits
-        // nor kills.
-        drop(child);
-        let code = if libc::WIFEXITED(status) {
-            libc::WEXITSTATUS(status)
-        } else if libc::WIFSIGNALED(status) {
-            128 + libc::WTERMSIG(status)
-        } else {
-            -1
-        };
-        Ok(Run {
-            wall,
-            maxrss_kib: usage.ru_maxrss,
-            code,
-        })
+        support::measure(&mut self.command())
     }
 
     /// Runs once more with output captured, to show why it exited as it did.

@@ -29,8 +29,7 @@ mod support;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Command, ExitCode, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, ExitCode};
 use support::{MIB, Mode, median, parse_args, wasm_files};
 
 const WHO: &str = "filesystem_layer";
@@ -152,42 +151,13 @@ fn read(layout: &Path) -> anyhow::Result<Vec<u8>> {
     })
 }
 
-struct Run {
-    wall: Duration,
-    maxrss_kib: i64,
-}
-
-/// Runs a command with stdout to `/dev/null`, reaped with `wait4`.
-fn run(cmd: &mut Command) -> Result<Run, String> {
-    let start = Instant::now();
-    let child = cmd
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .spawn()
-        .map_err(|e| e.to_string())?;
-    let pid = child.id() as libc::pid_t;
-    let mut status: libc::c_int = 0;
-    // SAFETY: rusage is plain old data; all-zero is a valid value.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    loop {
-        // SAFETY: `pid` is our unreaped child; the pointers are to live locals.
-        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-        if r == pid {
-            break;
-        }
-        let err = std::io::Error::last_os_error();
-        if err.kind() != std::io::ErrorKind::Interrupted {
-            return Err(err.to_string());
-        }
+/// One measured run that must exit 0 (see [`support::measure`]).
+fn run(cmd: &mut Command) -> Result<support::Measured, String> {
+    let m = support::measure(cmd).map_err(|e| e.to_string())?;
+    if m.code != 0 {
+        return Err(format!("`{cmd:?}` exited {}", m.code));
     }
-    let wall = start.elapsed();
-    if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
-        return Err(format!("`{cmd:?}` failed (status {status})"));
-    }
-    Ok(Run {
-        wall,
-        maxrss_kib: usage.ru_maxrss,
-    })
+    Ok(m)
 }
 
 fn main() -> ExitCode {
@@ -275,7 +245,7 @@ fn main() -> ExitCode {
             peer.push(b);
         }
     }
-    let stats = |v: &[Run]| {
+    let stats = |v: &[support::Measured]| {
         let mut w: Vec<f64> = v.iter().map(|r| r.wall.as_secs_f64() * 1e3).collect();
         w.sort_by(f64::total_cmp);
         let rss = v.iter().map(|r| r.maxrss_kib).max().unwrap_or(0) as f64 / 1024.0;

@@ -352,3 +352,61 @@ pub fn mixed_index_layout(dir: &Path, n: usize) -> worldfit::oci::artifact::Blob
         .expect("the bench layout is written");
     blob
 }
+
+/// One measured process: wall time, peak RSS, exit code.
+#[derive(Clone, Copy)]
+pub struct Measured {
+    pub wall: Duration,
+    /// `ru_maxrss`, KiB on Linux.
+    pub maxrss_kib: i64,
+    /// The exit code, or 128 + signal number.
+    pub code: i32,
+}
+
+/// Spawns `cmd` with null stdio and reaps it with `wait4`, which reports
+/// the child's resource usage.
+///
+/// Linux caveat: at `exec` the kernel folds the peak RSS of the address
+/// space the child leaves (the parent's, shared with `posix_spawn`/vfork
+/// or copied with fork) into the child's `ru_maxrss`. So a child never
+/// reports less than the bench process's own peak: a bench that measures
+/// memory keeps its own small.
+pub fn measure(cmd: &mut Command) -> std::io::Result<Measured> {
+    let start = std::time::Instant::now();
+    let child = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let pid = child.id() as libc::pid_t;
+    let mut status: libc::c_int = 0;
+    // SAFETY: rusage is plain old data; all-zero is a valid value.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: `pid` is our unreaped child; the pointers are to live locals.
+        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+        if r == pid {
+            break;
+        }
+        let err = std::io::Error::last_os_error();
+        if err.kind() != std::io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+    }
+    let wall = start.elapsed();
+    // Reaped above: `Child` must not wait again. Dropping it neither waits
+    // nor kills.
+    drop(child);
+    let code = if libc::WIFEXITED(status) {
+        libc::WEXITSTATUS(status)
+    } else if libc::WIFSIGNALED(status) {
+        128 + libc::WTERMSIG(status)
+    } else {
+        -1
+    };
+    Ok(Measured {
+        wall,
+        maxrss_kib: usage.ru_maxrss,
+        code,
+    })
+}
