@@ -475,6 +475,15 @@ impl Embedded {
             c.compile = start.elapsed();
             return Ok(found);
         }
+        let built = self.build(bytes, is_component);
+        c.compile = start.elapsed();
+        let (backend, artifact) = built.map_err(|e| one_line(&e))?;
+        self.store_artifact(&artifact, digest.as_deref(), backend, options, c);
+        Ok((backend, artifact))
+    }
+
+    /// Compiles with Winch, or Cranelift where Winch can't; no cache.
+    fn build(&self, bytes: &[u8], is_component: bool) -> wasmtime::Result<(Backend, Artifact)> {
         let build = |rt: &Runtime| -> wasmtime::Result<Artifact> {
             // A Winch lowering that panics must not take the process down.
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -491,37 +500,48 @@ impl Embedded {
                 ))
             })
         };
-        let (rt, artifact) = match build(&self.winch) {
-            Ok(a) => (&self.winch, a),
-            Err(_) => match build(&self.cranelift) {
-                Ok(a) => (&self.cranelift, a),
-                Err(e) => {
-                    c.compile = start.elapsed();
-                    return Err(one_line(&e));
-                }
-            },
-        };
-        c.compile = start.elapsed();
-        if let (Some(cache), Some(digest)) = (&options.cache, &digest) {
-            let key = cache_key(digest, is_component, rt);
-            let serialized = match &artifact {
-                Artifact::Component(a) => a.serialize(),
-                Artifact::Module(a) => a.serialize(),
-            };
-            let stored = serialized
-                .map_err(|e| anyhow::anyhow!("{e}"))
-                .and_then(|bytes| cache.store(&key, &bytes));
-            if let Err(e) = stored {
-                c.cache_note = Some(format!("not cached: {e:#}"));
-            }
+        match build(&self.winch) {
+            Ok(a) => Ok((Backend::Winch, a)),
+            Err(_) => build(&self.cranelift).map(|a| (Backend::Cranelift, a)),
         }
-        Ok((rt.backend, artifact))
     }
 
-    /// Validates the binary in full, then compiles its stub (see
-    /// [`crate::stub`]), via the cache: a stub is cached under its binary's
-    /// digest with a `stub-` prefix. A full artifact that `select` found
-    /// ahead (while the layer was fetched) is used as it is.
+    /// Keeps an artifact in the cache under `digest`, if there is a cache;
+    /// a failure to store is noted, not fatal.
+    fn store_artifact(
+        &self,
+        artifact: &Artifact,
+        digest: Option<&str>,
+        backend: Backend,
+        options: &ConfirmOptions,
+        c: &mut Confirmation,
+    ) {
+        let (Some(cache), Some(digest)) = (&options.cache, digest) else {
+            return;
+        };
+        let key = cache_key(
+            digest,
+            matches!(artifact, Artifact::Component(_)),
+            self.runtime(backend),
+        );
+        let serialized = match artifact {
+            Artifact::Component(a) => a.serialize(),
+            Artifact::Module(a) => a.serialize(),
+        };
+        let stored = serialized
+            .map_err(|e| anyhow::anyhow!("{e}"))
+            .and_then(|bytes| cache.store(&key, &bytes));
+        if let Err(e) = stored {
+            c.cache_note = Some(format!("not cached: {e:#}"));
+        }
+    }
+
+    /// Validates the binary in full while its stub (see [`crate::stub`]) is
+    /// made and compiled on this thread, via the cache: a stub is cached
+    /// under its binary's digest with a `stub-` prefix, and only once the
+    /// binary has validated. A full artifact that `select` found ahead
+    /// (while the layer was fetched) is used as it is. A binary that can't
+    /// be stubbed, or whose stub doesn't compile, is compiled in full.
     fn compile_stub(
         &self,
         bytes: &[u8],
@@ -540,43 +560,46 @@ impl Embedded {
             None => {}
         }
         let digest = cache_digest(bytes, known_sha256, options);
+        let key = digest.as_deref().map(stub_digest);
         c.path = Path::Stub;
-        if let (Some(cache), Some(digest)) = (&options.cache, &digest)
-            && let Some(found) =
-                self.lookup(&stub_digest(digest), is_component, cache, &mut c.cache_note)
+        if let (Some(cache), Some(key)) = (&options.cache, &key)
+            && let Some(found) = self.lookup(key, is_component, cache, &mut c.cache_note)
         {
             c.cached = true;
             c.compile = start.elapsed();
             return Ok(found);
         }
-        if let Err(e) = crate::stub::validate(bytes) {
+        // Two cores' worth of work: validating the real bodies, and
+        // building the stub, which needs neither.
+        let (validated, built) = std::thread::scope(|s| {
+            let validating = std::thread::Builder::new()
+                .name("worldfit-validate".into())
+                .spawn_scoped(s, || crate::stub::validate(bytes));
+            let built = crate::stub::stub(bytes)
+                .ok()
+                .and_then(|stub| self.build(&stub, is_component).ok());
+            let validated = match validating {
+                Ok(handle) => handle
+                    .join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("the validator panicked"))),
+                // No thread to spare: validate here.
+                Err(_) => crate::stub::validate(bytes),
+            };
+            (validated, built)
+        });
+        if let Err(e) = validated {
             c.compile = start.elapsed();
             return Err(format!("invalid WebAssembly: {e}"));
         }
-        let stub = match crate::stub::stub(bytes) {
-            Ok(stub) => stub,
-            // Valid but not stubbable: compiled as it is.
-            Err(_) => {
-                c.path = Path::Compiled;
-                return self.compile(bytes, known_sha256, is_component, options, c, None);
-            }
+        let Some((backend, artifact)) = built else {
+            // Valid, but not stubbable (or the stub didn't compile): the
+            // real code then.
+            c.path = Path::Compiled;
+            return self.compile(bytes, known_sha256, is_component, options, c, None);
         };
-        let missed = CacheLookup {
-            found: None,
-            note: c.cache_note.take(),
-            took: Duration::ZERO,
-        };
-        let key = digest.as_deref().map(stub_digest);
-        let result = self.compile(
-            &stub,
-            key.as_deref(),
-            is_component,
-            options,
-            c,
-            Some(missed),
-        );
         c.compile = start.elapsed();
-        result
+        self.store_artifact(&artifact, key.as_deref(), backend, options, c);
+        Ok((backend, artifact))
     }
 
     fn store(&self, rt: &Runtime, limits: &Limits) -> Store<Ctx> {

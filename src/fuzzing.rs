@@ -73,8 +73,10 @@ pub fn decode_check(data: &[u8]) {
 /// engine's features) must stub (`crate::stub::stub`) into a binary it
 /// accepts too, with every core module keeping its imports, and its exports
 /// by name, kind and function type, in order: what linking and
-/// instantiating read. (Instantiating both is `tests/stub.rs`'s job; the
-/// fuzz build has no wasmtime.)
+/// instantiating read; and, per memory and table, its active segments at
+/// constant offsets must reach exactly as far: what their bounds checks
+/// read. (Instantiating both is `tests/stub.rs`'s job; the fuzz build has
+/// no wasmtime.)
 pub fn stub(data: &[u8]) {
     if crate::stub::validate(data).is_err() {
         return;
@@ -87,6 +89,79 @@ pub fn stub(data: &[u8]) {
         linkage(data),
         "the stub links differently"
     );
+    assert_eq!(
+        constant_reach(&stubbed),
+        constant_reach(data),
+        "the stub's segments reach elsewhere"
+    );
+}
+
+/// Per core module, per memory and table: how far its active segments at
+/// constant offsets reach (the largest `offset + length`; nothing where
+/// that is 0, which every memory and table holds).
+fn constant_reach(bytes: &[u8]) -> Vec<String> {
+    use std::collections::BTreeMap;
+    use wasmparser::{DataKind, ElementItems, ElementKind, Operator, Payload};
+    let constant = |e: &wasmparser::ConstExpr<'_>| {
+        let mut ops = e.get_operators_reader();
+        let at = match ops.read() {
+            Ok(Operator::I32Const { value }) => u128::from(value as u32),
+            Ok(Operator::I64Const { value }) => u128::from(value as u64),
+            _ => return None,
+        };
+        (matches!(ops.read(), Ok(Operator::End)) && ops.eof()).then_some(at)
+    };
+    let mut out = Vec::new();
+    let mut module = 0;
+    let mut reach: BTreeMap<(&str, u32), u128> = BTreeMap::new();
+    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+        match payload.expect("a validated binary parses") {
+            Payload::ElementSection(s) => {
+                for e in s {
+                    let e = e.expect("parses");
+                    let n = match &e.items {
+                        ElementItems::Functions(f) => f.count(),
+                        ElementItems::Expressions(_, x) => x.count(),
+                    };
+                    if let ElementKind::Active {
+                        table_index,
+                        offset_expr,
+                    } = &e.kind
+                        && let Some(at) = constant(offset_expr)
+                    {
+                        let r = reach
+                            .entry(("table", table_index.unwrap_or(0)))
+                            .or_default();
+                        *r = (*r).max(at + u128::from(n));
+                    }
+                }
+            }
+            Payload::DataSection(s) => {
+                for d in s {
+                    let d = d.expect("parses");
+                    if let DataKind::Active {
+                        memory_index,
+                        offset_expr,
+                    } = &d.kind
+                        && let Some(at) = constant(offset_expr)
+                    {
+                        let r = reach.entry(("memory", *memory_index)).or_default();
+                        *r = (*r).max(at + d.data.len() as u128);
+                    }
+                }
+            }
+            Payload::End(_) => {
+                for ((kind, index), r) in std::mem::take(&mut reach) {
+                    if r > 0 {
+                        out.push(format!("module {module} {kind} {index} reaches {r}"));
+                    }
+                }
+                module += 1;
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
 /// Each core module's imports (module, name, type) and exports (name,

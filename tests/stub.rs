@@ -142,6 +142,38 @@ fn an_invalid_body_is_a_compile_failure_either_way() {
 }
 
 #[test]
+fn a_stub_is_cached_only_for_a_valid_binary() {
+    // The stub is built while the binary validates; an invalid binary's
+    // stub must not reach the cache, where a warm run would skip validating.
+    let invalid =
+        wat::parse_str(r#"(module (func (export "_start") (result i32) i64.const 1))"#).unwrap();
+    let valid = wat::parse_str(r#"(module (func (export "_start")))"#).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cached = ConfirmOptions {
+        cache: Some(worldfit::cache::CompileCache::new(dir.path())),
+        ..options(false)
+    };
+    let host = Host::wasmtime();
+    for round in 0..2 {
+        let c = host.confirm(&invalid, &cached).unwrap();
+        assert_eq!(
+            c.failure,
+            Some(Failure::Compile),
+            "round {round}: {:?}",
+            c.message
+        );
+        assert!(!c.cached, "round {round}");
+        let c = host.confirm(&valid, &cached).unwrap();
+        assert!(c.instantiated, "round {round}: {:?}", c.message);
+        assert_eq!(
+            (c.path, c.cached),
+            (Path::Stub, round == 1),
+            "round {round}"
+        );
+    }
+}
+
+#[test]
 fn data_at_the_edge_of_memory_still_instantiates() {
     let bytes = wat::parse_str(
         r#"(module (memory 1) (data (i32.const 65529) "abcdefg")
@@ -198,6 +230,167 @@ fn instantiation_failures_the_stub_keeps() {
             (quick.instantiated, quick.failure),
             (full.instantiated, full.failure),
             "{what}: {:?} / {:?}",
+            quick.message,
+            full.message
+        );
+    }
+}
+
+/// A component in the shape dynamic linking gives: module `$a` defines a
+/// one-page memory, a 10-element table and `base` (the offset its
+/// segments go to, as `__memory_base` and `__table_base` do); module `$b`
+/// imports them and has `segments`.
+fn linked(base: i32, segments: &str) -> Vec<u8> {
+    wat::parse_str(format!(
+        r#"(component
+            (core module $a
+              (memory (export "memory") 1)
+              (table (export "table") 10 funcref)
+              (global (export "base") i32 (i32.const {base})))
+            (core module $b
+              (import "a" "memory" (memory 1))
+              (import "a" "table" (table 1 funcref))
+              (import "a" "base" (global i32))
+              (func $f) (func $g (param i32))
+              {segments})
+            (core instance $ai (instantiate $a))
+            (core instance $bi (instantiate $b (with "a" (instance $ai)))))"#
+    ))
+    .unwrap()
+}
+
+#[test]
+fn segments_fit_in_the_stub_exactly_when_they_fit() {
+    // The stub keeps of its segments only empty ones where each group ends
+    // (see `src/stub/segments.rs`); every boundary, both ways.
+    let cases: &[(&str, bool, Vec<u8>)] = &[
+        (
+            "elements at a computed offset, fitting",
+            true,
+            linked(4, "(elem (global.get 0) func $f $f $g)"),
+        ),
+        (
+            "elements at a computed offset, ending at the table's end",
+            true,
+            linked(7, "(elem (global.get 0) func $f $f $g)"),
+        ),
+        (
+            "elements at a computed offset, one past the end",
+            false,
+            linked(8, "(elem (global.get 0) func $f $f $g)"),
+        ),
+        (
+            "the longest of two at one computed offset doesn't fit",
+            false,
+            linked(
+                4,
+                "(elem (global.get 0) func $f $f $f $f $f $f $f) (elem (global.get 0) func $f)",
+            ),
+        ),
+        (
+            "an empty segment at a computed offset past the end",
+            false,
+            linked(11, "(elem (global.get 0) func)"),
+        ),
+        (
+            "data at a computed offset, ending at the memory's end",
+            true,
+            linked(65533, r#"(data (global.get 0) "abc")"#),
+        ),
+        (
+            "data at a computed offset, one past the end",
+            false,
+            linked(65534, r#"(data (global.get 0) "abc")"#),
+        ),
+        (
+            "the furthest constant segment comes first",
+            false,
+            linked(
+                0,
+                "(elem (i32.const 8) func $f $f $f) (elem (i32.const 0) func $f)",
+            ),
+        ),
+        (
+            "constant segments, the furthest ending at the end",
+            true,
+            linked(
+                0,
+                "(elem (i32.const 0) func $f) (elem (i32.const 7) func $f $g $f)",
+            ),
+        ),
+        (
+            "an empty element segment at the end",
+            true,
+            linked(0, "(elem (i32.const 10) func)"),
+        ),
+        (
+            "an empty element segment past the end",
+            false,
+            linked(0, "(elem (i32.const 11) func)"),
+        ),
+        (
+            "expressions into the table, one past the end",
+            false,
+            linked(
+                0,
+                "(elem (table 0) (i32.const 9) funcref (ref.null func) (ref.func $f))",
+            ),
+        ),
+        (
+            "an empty data segment past the end",
+            false,
+            linked(0, r#"(data (i32.const 65537) "")"#),
+        ),
+        (
+            "an empty data segment at the last address",
+            false,
+            linked(0, r#"(data (i32.const -1) "")"#),
+        ),
+        (
+            "data past the address space",
+            false,
+            linked(0, r#"(data (i32.const -1) "ab")"#),
+        ),
+        (
+            "passive and declared segments, unread",
+            true,
+            linked(
+                0,
+                r#"(data "passive") (elem func $f $g) (elem declare func $f)
+                   (data (i32.const 65535) "z")"#,
+            ),
+        ),
+    ];
+    for (what, fits, bytes) in cases {
+        let quick = confirm(bytes, false);
+        let full = confirm(bytes, true);
+        assert_eq!(quick.path, Path::Stub, "{what}");
+        assert_eq!(full.instantiated, *fits, "{what}: {:?}", full.message);
+        assert_eq!(
+            (quick.instantiated, quick.failure),
+            (full.instantiated, full.failure),
+            "{what}: stub {:?} / full {:?}",
+            quick.message,
+            full.message
+        );
+    }
+}
+
+#[test]
+fn memory64_segments_fit_exactly_when_they_fit() {
+    for (fits, offset) in [(true, 65534), (false, 65535)] {
+        let bytes = wat::parse_str(format!(
+            r#"(module (memory i64 1) (data (i64.const {offset}) "ab")
+                 (func (export "_start")))"#
+        ))
+        .unwrap();
+        let quick = confirm(&bytes, false);
+        let full = confirm(&bytes, true);
+        assert_eq!(full.instantiated, fits, "{offset}: {:?}", full.message);
+        assert_eq!(
+            (quick.instantiated, quick.failure),
+            (full.instantiated, full.failure),
+            "{offset}: {:?} / {:?}",
             quick.message,
             full.message
         );

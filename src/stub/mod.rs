@@ -27,13 +27,16 @@
 //! re-encoder: custom sections (names, DWARF, branch hints, all keyed by
 //! the old function indices) are dropped.
 
+mod segments;
+
 use anyhow::{Result, anyhow};
+use segments::{IndexTypes, SizeBounds};
 use std::collections::HashMap;
 use std::convert::Infallible;
 use wasm_encoder::reencode::{self, Reencode, ReencodeComponent, component_utils};
 use wasm_encoder::{
-    CodeSection, Component, ConstExpr, DataSection, ElementSection, ExportSection, Function,
-    FunctionSection, GlobalSection, Module, ModuleSection, RawSection, TableSection,
+    CodeSection, Component, ExportSection, Function, FunctionSection, GlobalSection, Module,
+    ModuleSection, RawSection, TableSection,
 };
 use wasmparser::{Encoding, Parser, Payload, TypeRef, Validator, WasmFeatures};
 
@@ -80,14 +83,15 @@ pub fn runs_code_while_instantiating(bytes: &[u8]) -> bool {
 /// The stub of a component or core module (see the module documentation).
 /// Fails only on bytes that don't parse.
 pub fn stub(bytes: &[u8]) -> Result<Vec<u8>> {
+    let bounds = SizeBounds::of(bytes);
     if Parser::is_component(bytes) {
         let mut c = Component::new();
-        StubComponent
+        StubComponent { bounds }
             .parse_component(&mut c, Parser::new(0), bytes)
             .map_err(|e| anyhow!("cannot stub the component: {e}"))?;
         Ok(c.finish())
     } else {
-        Ok(stub_module(Parser::new(0), bytes)
+        Ok(stub_module(Parser::new(0), bytes, bounds)
             .map_err(|e| anyhow!("cannot stub the module: {e}"))?
             .finish())
     }
@@ -97,6 +101,8 @@ pub fn stub(bytes: &[u8]) -> Result<Vec<u8>> {
 /// their index; defined function `i` becomes the stub of its type.
 struct StubModule {
     imported: u32,
+    /// The index type of each memory and table, for segment offsets.
+    index_types: IndexTypes,
     /// Defined function → its stub's number.
     stub_of: Vec<u32>,
     /// Stub number → type index, in order of first use.
@@ -104,11 +110,12 @@ struct StubModule {
 }
 
 impl StubModule {
-    /// Reads the imports and the function section, which precede every use
-    /// of a function index.
+    /// Reads the imports and the function, table and memory sections,
+    /// which precede every use of a function index and every segment.
     fn plan(parser: &Parser, data: &[u8]) -> Result<StubModule, Error> {
         let mut plan = StubModule {
             imported: 0,
+            index_types: IndexTypes::default(),
             stub_of: Vec::new(),
             stub_types: Vec::new(),
         };
@@ -117,8 +124,11 @@ impl StubModule {
             match payload? {
                 Payload::ImportSection(s) => {
                     for import in s.into_imports() {
-                        if matches!(import?.ty, TypeRef::Func(_) | TypeRef::FuncExact(_)) {
-                            plan.imported += 1;
+                        match import?.ty {
+                            TypeRef::Func(_) | TypeRef::FuncExact(_) => plan.imported += 1,
+                            TypeRef::Memory(m) => plan.index_types.memory64.push(m.memory64),
+                            TypeRef::Table(t) => plan.index_types.table64.push(t.table64),
+                            _ => {}
                         }
                     }
                 }
@@ -132,7 +142,16 @@ impl StubModule {
                         }
                         plan.stub_of.push(k);
                     }
-                    break;
+                }
+                Payload::MemorySection(s) => {
+                    for m in s {
+                        plan.index_types.memory64.push(m?.memory64);
+                    }
+                }
+                Payload::TableSection(s) => {
+                    for t in s {
+                        plan.index_types.table64.push(t?.ty.table64);
+                    }
                 }
                 Payload::CodeSectionStart { .. } | Payload::End(_) => break,
                 _ => {}
@@ -159,7 +178,7 @@ impl Reencode for StubModule {
 
 /// Re-encodes one core module as its stub. `parser` starts where the
 /// module does (at an offset inside a component for a nested one).
-fn stub_module(parser: Parser, data: &[u8]) -> Result<Module, Error> {
+fn stub_module(parser: Parser, data: &[u8], bounds: SizeBounds) -> Result<Module, Error> {
     let mut plan = StubModule::plan(&parser, data)?;
     let base = parser.offset();
     let mut m = Module::new();
@@ -173,18 +192,13 @@ fn stub_module(parser: Parser, data: &[u8]) -> Result<Module, Error> {
             } => {}
             Payload::Version { .. } => return Err(reencode::Error::UnexpectedNonCoreModuleSection),
             Payload::DataSection(s) => {
-                let mut d = DataSection::new();
-                for segment in s {
-                    shrink_data(&mut plan, &mut d, segment?)?;
-                }
-                m.section(&d);
+                m.section(&segments::data(&mut plan, s, bounds)?);
             }
             // No function indices in these: copied byte for byte.
             Payload::TypeSection(_)
             | Payload::ImportSection(_)
             | Payload::MemorySection(_)
-            | Payload::TagSection(_)
-            | Payload::DataCountSection { .. } => {
+            | Payload::TagSection(_) => {
                 let (id, range) = raw.expect("a section");
                 let (start, end) = ((range.start - base) as usize, (range.end - base) as usize);
                 m.section(&RawSection {
@@ -227,10 +241,11 @@ fn stub_module(parser: Parser, data: &[u8]) -> Result<Module, Error> {
                 m.section(&e);
             }
             Payload::ElementSection(s) => {
-                let mut e = ElementSection::new();
-                plan.parse_element_section(&mut e, s)?;
-                m.section(&e);
+                m.section(&segments::elements(&mut plan, s, bounds)?);
             }
+            // Only `memory.init` and `data.drop` need the count; stubs have
+            // no such code, and fewer segments.
+            Payload::DataCountSection { .. } => {}
             // A module with a start function never gets here (the caller
             // checks); dropped all the same, since a stub must not run.
             Payload::StartSection { .. } => {}
@@ -242,55 +257,11 @@ fn stub_module(parser: Parser, data: &[u8]) -> Result<Module, Error> {
     Ok(m)
 }
 
-/// Adds a data segment to the stub: what instantiating checks of it, not
-/// its bytes. An active segment is in bounds exactly when its last byte is,
-/// so one of `n` bytes at a constant offset `o` becomes one byte at
-/// `o + n - 1` (unless that sum overflows, which the original would fail on:
-/// then it is kept whole, as is one at a computed offset). A passive
-/// segment becomes empty: nothing copies from it while instantiating, and
-/// the segment count (the data-count section) stays the same. A 12 MB
-/// runtime's data shrinks to a few bytes, which wasmtime no longer copies
-/// into its artifact and memory images.
-fn shrink_data(
-    plan: &mut StubModule,
-    section: &mut DataSection,
-    segment: wasmparser::Data<'_>,
-) -> Result<(), Error> {
-    use wasmparser::{DataKind, Operator};
-    let n = segment.data.len() as u64;
-    let DataKind::Active {
-        memory_index,
-        offset_expr,
-    } = &segment.kind
-    else {
-        section.passive(std::iter::empty::<u8>());
-        return Ok(());
-    };
-    let mut ops = offset_expr.get_operators_reader();
-    let first = ops.read().ok();
-    let plain_end = matches!(ops.read(), Ok(Operator::End)) && ops.eof();
-    let last = match (n, first, plain_end) {
-        (1.., Some(Operator::I32Const { value }), true) => (value as u32)
-            .checked_add((n - 1) as u32)
-            .filter(|_| n <= u32::MAX as u64)
-            .map(|at| ConstExpr::i32_const(at as i32)),
-        (1.., Some(Operator::I64Const { value }), true) => (value as u64)
-            .checked_add(n - 1)
-            .map(|at| ConstExpr::i64_const(at as i64)),
-        _ => None,
-    };
-    match last {
-        Some(offset) => {
-            section.active(*memory_index, &offset, [0u8]);
-        }
-        None => plan.parse_data(section, segment)?,
-    }
-    Ok(())
-}
-
 /// The component-level re-encoder: every section copied byte for byte,
 /// except nested core modules, which become their stubs.
-struct StubComponent;
+struct StubComponent {
+    bounds: SizeBounds,
+}
 
 impl Reencode for StubComponent {
     type Error = Infallible;
@@ -329,7 +300,7 @@ impl ReencodeComponent for StubComponent {
         parser: Parser,
         module: &[u8],
     ) -> Result<(), Error> {
-        let m = stub_module(parser, module)?;
+        let m = stub_module(parser, module, self.bounds)?;
         component.section(&ModuleSection(&m));
         Ok(())
     }
@@ -367,8 +338,12 @@ mod tests {
         assert_eq!(count_functions(&bytes), 3);
         assert_eq!(count_functions(&stubbed), 2);
         let mut exports = Vec::new();
-        let mut elems = Vec::new();
-        let mut data = false;
+        let mut global = None;
+        let mut keepers = Vec::new();
+        let offset = |e: &wasmparser::ConstExpr<'_>| match e.get_operators_reader().read() {
+            Ok(wasmparser::Operator::I32Const { value }) => value,
+            other => panic!("{other:?}"),
+        };
         for p in Parser::new(0).parse_all(&stubbed) {
             match p.unwrap() {
                 Payload::ExportSection(s) => {
@@ -377,22 +352,34 @@ mod tests {
                         exports.push((e.name.to_string(), e.index));
                     }
                 }
-                Payload::ElementSection(s) => {
-                    for e in s {
-                        if let wasmparser::ElementItems::Functions(f) = e.unwrap().items {
-                            elems.extend(f.into_iter().map(Result::unwrap));
+                Payload::GlobalSection(s) => {
+                    for g in s {
+                        let op = g.unwrap().init_expr.get_operators_reader().read().unwrap();
+                        if let wasmparser::Operator::RefFunc { function_index } = op {
+                            global = Some(function_index);
                         }
                     }
                 }
+                // Three elements at 0 and "hello" at 8: empty segments where they end.
+                Payload::ElementSection(s) => {
+                    for e in s {
+                        let e = e.unwrap();
+                        let wasmparser::ElementKind::Active { offset_expr, .. } = e.kind else {
+                            panic!("not active")
+                        };
+                        let wasmparser::ElementItems::Functions(f) = e.items else {
+                            panic!("not functions")
+                        };
+                        keepers.push(("elem", offset(&offset_expr), f.count()));
+                    }
+                }
                 Payload::DataSection(s) => {
-                    // "hello" at 8: one byte at 12, where its last one was.
                     for d in s {
                         let d = d.unwrap();
-                        if let wasmparser::DataKind::Active { offset_expr, .. } = d.kind {
-                            let op = offset_expr.get_operators_reader().read().unwrap();
-                            data = d.data.len() == 1
-                                && matches!(op, wasmparser::Operator::I32Const { value: 12 });
-                        }
+                        let wasmparser::DataKind::Active { offset_expr, .. } = d.kind else {
+                            panic!("not active")
+                        };
+                        keepers.push(("data", offset(&offset_expr), d.data.len() as u32));
                     }
                 }
                 _ => {}
@@ -400,8 +387,8 @@ mod tests {
         }
         // Import 0 stays; $a and $b share stub 1, $c (another type) is 2.
         assert_eq!(exports, [("a".to_string(), 1), ("c".to_string(), 2)]);
-        assert_eq!(elems, [1, 1, 2]);
-        assert!(data);
+        assert_eq!(global, Some(1));
+        assert_eq!(keepers, [("elem", 3, 0), ("data", 13, 0)]);
     }
 
     #[test]
