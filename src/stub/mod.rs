@@ -10,15 +10,14 @@
 //! exactly as the binary would: [`stub`] keeps every section that
 //! instantiation reads byte for byte (types, imports, memories, tags, every
 //! component-level section), re-encodes the few that name functions
-//! (tables, globals, exports, element segments), keeps of each data segment
-//! only what its bounds check reads (`shrink_data`), while each core
-//! module's defined functions shrink to one `unreachable` function per
-//! function type, every function index remapped to its type's stub.
-//! Compiling is per function, so a module of 14,000 functions compiles as
-//! a few dozen.
+//! (tables, globals, exports), keeps of its segments only what their bounds
+//! checks read (`segments`), while each core module's defined functions
+//! shrink to one `unreachable` function per function type, every function
+//! index remapped to its type's stub. Compiling is per function, so a
+//! module of 14,000 functions compiles as a few dozen.
 //!
 //! What the stub can't see is the code itself: the caller validates the
-//! real binary in full first ([`validate`]), so an invalid body is still a
+//! real binary in full ([`validate`]), so an invalid body is still a
 //! compile failure. A compiler implementation limit hit by a valid body
 //! (a function too large for Cranelift) goes unseen: such bodies are rare
 //! and fail at the first real compile, not in a pre-flight check.
