@@ -29,8 +29,8 @@
 //! Target (the issue): select + confirm from containerd with a warm cache
 //! in ≤ 100 ms, whole process. A missed target is reported, not an error.
 //!
-//! `cargo bench --features containerd --bench containerd [-- --quick]`.
-//! Under `cargo test --features containerd --benches` (no `--bench`
+//! `cargo bench --bench containerd [-- --quick]`.
+//! Under `cargo test --benches` (no `--bench`
 //! argument) it runs each measurement once (the cache fills are the cold
 //! runs), checks the selections, and skips (exit 0) when the component,
 //! `containerd`, `ctr` or `tar` is missing; under `cargo bench` those are
@@ -481,7 +481,7 @@ fn run(
     }
     if config.mode == Mode::Smoke {
         println!(
-            "  smoke run (no --bench): checking selections only; use `cargo bench --features containerd --bench containerd` for figures"
+            "  smoke run (no --bench): checking selections only; use `cargo bench --bench containerd` for figures"
         );
     }
 

@@ -5,7 +5,7 @@
 //! loads the compiled code from the cache.
 //!
 //! ```text
-//! cargo run --release --features containerd --example shim_preflight -- \
+//! cargo run --release --example shim_preflight -- \
 //!     docker.io/library/app:1.0 [/run/containerd/containerd.sock]
 //! ```
 

@@ -1,5 +1,6 @@
 //! containerd's content store as an image source, through its gRPC API
-//! (the `containerd-client` crate), never through its files.
+//! (`containerd_api`: `Images.Get` and `Content.Read`), never through its
+//! files.
 //!
 //! runwasi-style shims don't pull: containerd has already stored the index,
 //! its manifests and layers. containerd itself refuses to unpack a wasm
@@ -12,19 +13,17 @@
 //! digest as it arrives, like a registry's.
 
 use super::artifact::Descriptor;
+use super::containerd_api::{Client, GetImageRequest, ReadContentRequest};
 use super::hashing::StreamingDigest;
 use super::limits::ReadLimits;
 use super::store::{ContentStore, StoreFuture};
 use anyhow::{Result, anyhow, bail};
-use containerd_client::services::v1::content_client::ContentClient;
-use containerd_client::services::v1::images_client::ImagesClient;
-use containerd_client::services::v1::{GetImageRequest, ReadContentRequest};
-use containerd_client::tonic::metadata::MetadataValue;
-use containerd_client::tonic::transport::Channel;
-use containerd_client::tonic::{Code, Request, Status};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
+use tonic::metadata::MetadataValue;
+use tonic::transport::Channel;
+use tonic::{Code, Request, Status};
 
 /// containerd's socket when none is named (as `ctr` uses).
 pub const DEFAULT_ADDRESS: &str = "/run/containerd/containerd.sock";
@@ -257,14 +256,14 @@ impl ContainerdImage {
                 d.digest, self.image, self.namespace
             )
         };
-        let mut client = ContentClient::new(self.channel().await?);
+        let mut client = Client::new(self.channel().await?);
         let request = self.request(ReadContentRequest {
             digest: d.digest.clone(),
             offset: 0,
             size: 0,
         })?;
         let mut stream = client
-            .read(request)
+            .read_content(request)
             .await
             .map_err(|s| self.failure(&s, missing))?
             .into_inner();
@@ -303,12 +302,12 @@ impl ContainerdImage {
     }
 
     async fn resolve(&self, limits: &ReadLimits) -> Result<(Descriptor, Vec<u8>)> {
-        let mut images = ImagesClient::new(self.channel().await?);
+        let mut images = Client::new(self.channel().await?);
         let request = self.request(GetImageRequest {
             name: self.image.clone(),
         })?;
         let image = images
-            .get(request)
+            .get_image(request)
             .await
             .map_err(|s| {
                 self.failure(&s, || {
@@ -346,10 +345,8 @@ impl ContainerdImage {
 /// A gRPC channel over containerd's Unix socket, with HTTP/2 windows wide
 /// enough for 1 MiB content messages to stream without stalls (the 64 KiB
 /// default makes the server wait for window updates many times per message).
-async fn connect(
-    path: &std::path::Path,
-) -> Result<Channel, containerd_client::tonic::transport::Error> {
-    use containerd_client::tonic::transport::Endpoint;
+async fn connect(path: &std::path::Path) -> Result<Channel, tonic::transport::Error> {
+    use tonic::transport::Endpoint;
     const WINDOW: u32 = 16 << 20;
     let path = path.to_path_buf();
     Endpoint::try_from("http://[::]")?

@@ -6,6 +6,8 @@ pub mod binary;
 #[cfg(feature = "containerd")]
 pub mod containerd;
 #[cfg(feature = "containerd")]
+mod containerd_api;
+#[cfg(feature = "containerd")]
 pub(crate) mod hashing;
 pub mod image;
 pub mod layout;
