@@ -575,8 +575,12 @@ impl Embedded {
             let validating = std::thread::Builder::new()
                 .name("worldfit-validate".into())
                 .spawn_scoped(s, || crate::stub::validate(bytes));
-            let built = crate::stub::stub(bytes)
+            // The stub is made before the binary is known to be valid: a
+            // re-encoder panicking on malformed input must not take the
+            // process down (validation then reports the input).
+            let built = std::panic::catch_unwind(|| crate::stub::stub(bytes))
                 .ok()
+                .and_then(Result::ok)
                 .and_then(|stub| self.build(&stub, is_component).ok());
             let validated = match validating {
                 Ok(handle) => handle

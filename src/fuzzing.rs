@@ -69,8 +69,9 @@ pub fn decode_check(data: &[u8]) {
     let _ = crate::platform::containerd_string(&p.os, &p.architecture, &p.os_features);
 }
 
-/// `fuzz_targets/stub`: a binary wasmparser accepts (with the embedded
-/// engine's features) must stub (`crate::stub::stub`) into a binary it
+/// `fuzz_targets/stub`: any input must stub, or fail to, without
+/// panicking; a binary wasmparser accepts (with the embedded engine's
+/// features) must stub (`crate::stub::stub`) into a binary it
 /// accepts too, with every core module keeping its imports, and its exports
 /// by name, kind and function type, in order: what linking and
 /// instantiating read; and, per memory and table, its active segments at
@@ -78,9 +79,13 @@ pub fn decode_check(data: &[u8]) {
 /// read. (Instantiating both is `tests/stub.rs`'s job; the fuzz build has
 /// no wasmtime.)
 pub fn stub(data: &[u8]) {
+    // Confirmation stubs a binary while it validates: any input must stub
+    // or fail to, without panicking.
+    let any = crate::stub::stub(data);
     if crate::stub::validate(data).is_err() {
         return;
     }
+    drop(any);
     let stubbed = crate::stub::stub(data).expect("a valid binary stubs");
     crate::stub::validate(&stubbed)
         .unwrap_or_else(|e| panic!("the stub of a valid binary is invalid: {e}"));
