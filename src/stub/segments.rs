@@ -2,7 +2,8 @@
 //!
 //! Instantiating applies every active element segment, then every active
 //! data segment, in order, and traps on the first that doesn't fit its table
-//! or memory (WebAssembly 3.0, §4.5.4 "Instantiation"). With no start
+//! or memory (the WebAssembly spec, Execution › Modules › Instantiation;
+//! bulk memory made the checks per segment, in order). With no start
 //! function, nothing reads what they wrote, so all that matters is whether
 //! every active segment fits:
 //!
