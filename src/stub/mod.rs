@@ -82,13 +82,9 @@ pub fn runs_code_while_instantiating(bytes: &[u8]) -> bool {
 /// The stub of a component or core module (see the module documentation).
 /// Fails only on bytes that don't parse; never panics.
 pub fn stub(bytes: &[u8]) -> Result<Vec<u8>> {
-    // The re-encoder trusts nested sections' sizes (wasm-encoder 0.263
-    // slices past the end of a truncated one): parse the whole structure
-    // first, so malformed bytes are an error, never a panic.
-    if let Some(Err(e)) = Parser::new(0).parse_all(bytes).find(Result::is_err) {
-        return Err(anyhow!("cannot stub: {e}"));
-    }
-    let bounds = SizeBounds::of(bytes);
+    // Parses the whole structure first: malformed bytes are an error here,
+    // never a panic in the re-encoder.
+    let bounds = SizeBounds::of(bytes).map_err(|e| anyhow!("cannot stub: {e}"))?;
     if Parser::is_component(bytes) {
         let mut c = Component::new();
         StubComponent { bounds }

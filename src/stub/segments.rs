@@ -54,59 +54,58 @@ pub(super) struct SizeBounds {
 }
 
 impl SizeBounds {
-    /// Surveys every module of `bytes`, nested ones included. A binary
-    /// that doesn't parse has no bounds.
-    pub(super) fn of(bytes: &[u8]) -> SizeBounds {
+    /// Surveys every module of `bytes`, nested ones included: one pass over
+    /// the whole structure, so it is also what refuses bytes that don't
+    /// parse before anything is re-encoded (wasm-encoder 0.263 trusts a
+    /// nested section's size and slices past the end of a truncated one).
+    pub(super) fn of(bytes: &[u8]) -> Result<SizeBounds, wasmparser::BinaryReaderError> {
         let mut memory = Some(0u128);
         let mut table = Some(0u128);
+        let mut outside = false;
         let component = Parser::is_component(bytes);
         for payload in Parser::new(0).parse_all(bytes) {
-            let outside = match payload {
-                Err(_) => true,
+            match payload? {
                 // A core module's imports come from the host.
-                Ok(Payload::ImportSection(s)) if !component => {
+                Payload::ImportSection(s) if !component => {
                     for import in s.into_imports() {
-                        match import.map(|i| i.ty) {
-                            Ok(TypeRef::Memory(_)) => memory = None,
-                            Ok(TypeRef::Table(_)) => table = None,
-                            Ok(_) => {}
-                            Err(_) => return SizeBounds::default(),
+                        match import?.ty {
+                            TypeRef::Memory(_) => memory = None,
+                            TypeRef::Table(_) => table = None,
+                            _ => {}
                         }
                     }
-                    false
                 }
-                Ok(Payload::MemorySection(s)) => {
+                Payload::MemorySection(s) => {
                     for m in s {
-                        let Ok(m) = m else {
-                            return SizeBounds::default();
-                        };
+                        let m = m?;
                         let page = 1u128 << m.page_size_log2.unwrap_or(16).min(64);
                         memory = memory.map(|b| b.max(u128::from(m.initial) * page));
                     }
-                    false
                 }
-                Ok(Payload::TableSection(s)) => {
+                Payload::TableSection(s) => {
                     for t in s {
-                        let Ok(t) = t else {
-                            return SizeBounds::default();
-                        };
-                        table = table.map(|b| b.max(u128::from(t.ty.initial)));
+                        let initial = u128::from(t?.ty.initial);
+                        table = table.map(|b| b.max(initial));
                     }
-                    false
                 }
-                Ok(Payload::CoreTypeSection(s)) => {
-                    s.into_iter().any(|t| !matches!(t, Ok(CoreType::Rec(_))))
+                Payload::CoreTypeSection(s) => {
+                    for t in s {
+                        outside |= !matches!(t?, CoreType::Rec(_));
+                    }
                 }
-                Ok(Payload::ComponentTypeSection(s)) => s
-                    .into_iter()
-                    .any(|t| t.map_or(true, |t| reaches_outside(&t))),
-                Ok(_) => false,
-            };
-            if outside {
-                return SizeBounds::default();
+                Payload::ComponentTypeSection(s) => {
+                    for t in s {
+                        outside |= reaches_outside(&t?);
+                    }
+                }
+                _ => {}
             }
         }
-        SizeBounds { memory, table }
+        Ok(if outside {
+            SizeBounds::default()
+        } else {
+            SizeBounds { memory, table }
+        })
     }
 }
 
@@ -542,7 +541,7 @@ mod tests {
     fn sizes_are_bounded_by_what_the_binary_defines() {
         let bytes = wat::parse_str(LINKED).unwrap();
         assert_eq!(
-            SizeBounds::of(&bytes),
+            SizeBounds::of(&bytes).unwrap(),
             SizeBounds {
                 memory: Some(2 << 16),
                 table: Some(10)
@@ -552,7 +551,7 @@ mod tests {
         let module =
             wat::parse_str(r#"(module (import "env" "m" (memory 1)) (table 3 funcref))"#).unwrap();
         assert_eq!(
-            SizeBounds::of(&module),
+            SizeBounds::of(&module).unwrap(),
             SizeBounds {
                 memory: None,
                 table: Some(3)
@@ -561,7 +560,7 @@ mod tests {
         // A component that could import a core module could be handed
         // memories of any size.
         let importing = wat::parse_str(r#"(component (import "m" (core module)))"#).unwrap();
-        assert_eq!(SizeBounds::of(&importing), SizeBounds::default());
+        assert_eq!(SizeBounds::of(&importing).unwrap(), SizeBounds::default());
     }
 
     #[test]
