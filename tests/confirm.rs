@@ -19,15 +19,7 @@ fn confirm(bytes: &[u8], options: &ConfirmOptions) -> worldfit::confirm::Confirm
 }
 
 fn quick() -> ConfirmOptions {
-    ConfirmOptions {
-        limits: Limits {
-            time: Duration::from_secs(1),
-            memory_bytes: 64 << 20,
-            ..Limits::default()
-        },
-        cache: None,
-        full: false,
-    }
+    common::quick_confirm()
 }
 
 /// The embedded host's engine features are exactly what its engine

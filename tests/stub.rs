@@ -8,19 +8,13 @@
 mod common;
 
 use common::{SYNTH_CASES, Synth, fixture, wat_module};
-use std::time::Duration;
 use worldfit::Host;
-use worldfit::confirm::{ConfirmOptions, Confirmation, Failure, Limits, Path};
+use worldfit::confirm::{ConfirmOptions, Confirmation, Failure, Path};
 
 fn options(full: bool) -> ConfirmOptions {
     ConfirmOptions {
-        limits: Limits {
-            time: Duration::from_secs(1),
-            memory_bytes: 64 << 20,
-            ..Limits::default()
-        },
-        cache: None,
         full,
+        ..common::quick_confirm()
     }
 }
 

@@ -11,6 +11,21 @@ use std::process::{Command, Output};
 use wit_component::{ComponentEncoder, StringEncoding, dummy_module, embed_component_metadata};
 use wit_parser::{LiftLowerAbi, ManglingAndAbi, Resolve, WorldId};
 
+/// The sandbox the confirmation tests use: a 1 s time limit, 64 MiB per
+/// memory, no compile cache.
+#[cfg(feature = "wasmtime")]
+pub fn quick_confirm() -> worldfit::confirm::ConfirmOptions {
+    worldfit::confirm::ConfirmOptions {
+        limits: worldfit::confirm::Limits {
+            time: std::time::Duration::from_secs(1),
+            memory_bytes: 64 << 20,
+            ..Default::default()
+        },
+        cache: None,
+        full: false,
+    }
+}
+
 /// The repository root.
 pub fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
