@@ -56,6 +56,12 @@ impl Default for ContainerdOptions {
 /// (opened on first use, then shared by every read).
 pub struct ContainerdImage {
     image: String,
+    conn: Connection,
+}
+
+/// One namespace of one containerd: the socket, the deadline, and the
+/// channel (opened on first use, then shared by every call).
+struct Connection {
     namespace: String,
     address: PathBuf,
     timeout: Duration,
@@ -94,6 +100,30 @@ impl ContainerdImage {
         if image.is_empty() {
             bail!("`containerd://{name}` names no image");
         }
+        Ok(ContainerdImage {
+            image: image.to_string(),
+            conn: Connection::new(namespace, opts)?,
+        })
+    }
+
+    /// The image's name in containerd.
+    pub fn image(&self) -> &str {
+        &self.image
+    }
+
+    /// The namespace.
+    pub fn namespace(&self) -> &str {
+        &self.conn.namespace
+    }
+
+    /// containerd's socket.
+    pub fn address(&self) -> &std::path::Path {
+        &self.conn.address
+    }
+}
+
+impl Connection {
+    fn new(namespace: String, opts: &ContainerdOptions) -> Result<Connection> {
         // containerd's own rule for namespaces; anything else can't be sent
         // as gRPC metadata anyway.
         let valid = !namespace.is_empty()
@@ -106,28 +136,12 @@ impl ContainerdImage {
                  joined by `.`, `_` or `-`)"
             );
         }
-        Ok(ContainerdImage {
-            image: image.to_string(),
+        Ok(Connection {
             namespace,
             address: opts.address.clone(),
             timeout: opts.timeout,
             channel: tokio::sync::OnceCell::new(),
         })
-    }
-
-    /// The image's name in containerd.
-    pub fn image(&self) -> &str {
-        &self.image
-    }
-
-    /// The namespace.
-    pub fn namespace(&self) -> &str {
-        &self.namespace
-    }
-
-    /// containerd's socket.
-    pub fn address(&self) -> &std::path::Path {
-        &self.address
     }
 
     async fn channel(&self) -> Result<Channel> {
@@ -181,7 +195,9 @@ impl ContainerdImage {
             ),
         }
     }
+}
 
+impl ContainerdImage {
     async fn read(
         &self,
         d: &Descriptor,
@@ -253,11 +269,11 @@ impl ContainerdImage {
             format!(
                 "`{}` of image `{}` is missing from containerd's content store (namespace \
                  `{}`); import every platform with `ctr images import --all-platforms`",
-                d.digest, self.image, self.namespace
+                d.digest, self.image, self.conn.namespace
             )
         };
-        let mut client = Client::new(self.channel().await?);
-        let request = self.request(ReadContentRequest {
+        let mut client = Client::new(self.conn.channel().await?);
+        let request = self.conn.request(ReadContentRequest {
             digest: d.digest.clone(),
             offset: 0,
             size: 0,
@@ -265,21 +281,21 @@ impl ContainerdImage {
         let mut stream = client
             .read_content(request)
             .await
-            .map_err(|s| self.failure(&s, missing))?
+            .map_err(|s| self.conn.failure(&s, missing))?
             .into_inner();
         let mut received: u64 = 0;
         loop {
-            let next = tokio::time::timeout(self.timeout, stream.message())
+            let next = tokio::time::timeout(self.conn.timeout, stream.message())
                 .await
                 .map_err(|_| {
                     anyhow!(
                         "containerd at `{}` stalled reading `{}`: no data for {}s",
-                        self.address.display(),
+                        self.conn.address.display(),
                         d.digest,
-                        self.timeout.as_secs_f64()
+                        self.conn.timeout.as_secs_f64()
                     )
                 })?
-                .map_err(|s| self.failure(&s, missing))?;
+                .map_err(|s| self.conn.failure(&s, missing))?;
             let Some(chunk) = next else { break };
             received += chunk.data.len() as u64;
             if received > d.size {
@@ -302,19 +318,19 @@ impl ContainerdImage {
     }
 
     async fn resolve(&self, limits: &ReadLimits) -> Result<(Descriptor, Vec<u8>)> {
-        let mut images = Client::new(self.channel().await?);
-        let request = self.request(GetImageRequest {
+        let mut images = Client::new(self.conn.channel().await?);
+        let request = self.conn.request(GetImageRequest {
             name: self.image.clone(),
         })?;
         let image = images
             .get_image(request)
             .await
             .map_err(|s| {
-                self.failure(&s, || {
+                self.conn.failure(&s, || {
                     format!(
                         "containerd has no image `{}` in namespace `{}`; list them with \
                          `ctr -n {} images ls`",
-                        self.image, self.namespace, self.namespace
+                        self.image, self.conn.namespace, self.conn.namespace
                     )
                 })
             })?
@@ -365,7 +381,7 @@ async fn connect(path: &std::path::Path) -> Result<Channel, tonic::transport::Er
 
 impl ContentStore for ContainerdImage {
     fn name(&self) -> String {
-        format!("containerd://{}/{}", self.namespace, self.image)
+        format!("containerd://{}/{}", self.conn.namespace, self.image)
     }
 
     fn root<'a>(&'a self, limits: &'a ReadLimits) -> StoreFuture<'a, (Descriptor, Vec<u8>)> {
