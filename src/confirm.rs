@@ -281,7 +281,12 @@ impl Hasher for ShaHasher {
     }
 }
 
-fn compat_hash(engine: &Engine) -> String {
+/// 16 hex digits naming what a compiled artifact of `engine` needs to load
+/// again (wasmtime's `Engine::precompile_compatibility_hash`, fed to
+/// SHA-256 so it is the same in every process and Rust release): the half
+/// of a compile-cache key that says which engine made the entry. Used by
+/// confirmation and by the shim, which caches the code it runs.
+pub fn compat_hash(engine: &Engine) -> String {
     let mut h = ShaHasher(Sha256::new());
     engine.precompile_compatibility_hash().hash(&mut h);
     format!("{:016x}", h.finish())

@@ -13,7 +13,7 @@
 //! digest as it arrives, like a registry's.
 
 use super::artifact::Descriptor;
-use super::containerd_api::{Client, GetImageRequest, ReadContentRequest};
+use super::containerd_api::{Client, GetContainerRequest, GetImageRequest, ReadContentRequest};
 use super::hashing::StreamingDigest;
 use super::limits::ReadLimits;
 use super::store::{ContentStore, StoreFuture};
@@ -120,6 +120,51 @@ impl ContainerdImage {
     pub fn address(&self) -> &std::path::Path {
         &self.conn.address
     }
+}
+
+/// A container as containerd records it (`Containers.Get`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContainerRecord {
+    /// The container's id.
+    pub id: String,
+    /// The image it was made from; empty when it was made from a root
+    /// filesystem instead (`ctr run --rootfs DIR`).
+    pub image: String,
+    /// Its labels (`ctr run --label KEY=VALUE`).
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Reads container `id` of `namespace` from the containerd at
+/// `opts.address`: what a shim, which containerd hands only the id, the
+/// namespace and a bundle, calls to learn the container's image and labels.
+///
+/// # Errors
+/// One line: no such container in the namespace, a namespace containerd
+/// can't have, or containerd unreachable or silent past `opts.timeout`.
+pub async fn container(
+    id: &str,
+    namespace: &str,
+    opts: &ContainerdOptions,
+) -> Result<ContainerRecord> {
+    let conn = Connection::new(namespace.to_string(), opts)?;
+    let mut client = Client::new(conn.channel().await?);
+    let request = conn.request(GetContainerRequest { id: id.to_string() })?;
+    let record = client
+        .get_container(request)
+        .await
+        .map_err(|s| {
+            conn.failure(&s, || {
+                format!("containerd has no container `{id}` in namespace `{namespace}`")
+            })
+        })?
+        .into_inner()
+        .container
+        .ok_or_else(|| anyhow!("containerd's answer for container `{id}` is empty"))?;
+    Ok(ContainerRecord {
+        id: record.id,
+        image: record.image,
+        labels: record.labels,
+    })
 }
 
 impl Connection {

@@ -1,13 +1,15 @@
-//! The two calls of containerd's gRPC API that worldfit makes, written out
-//! as prost messages and a tonic client: `Images.Get` (an image's target
-//! descriptor) and `Content.Read` (a blob, streamed).
+//! The calls of containerd's gRPC API that worldfit makes, written out as
+//! prost messages and a tonic client: `Images.Get` (an image's target
+//! descriptor), `Content.Read` (a blob, streamed) and `Containers.Get` (a
+//! container's image and labels, which a shim reads to know what to run).
 //!
 //! Why not generated code: the `containerd-client` crate generates all of
 //! containerd's API at build time with `protoc`, which a `cargo install`
 //! machine seldom has, so containerd sources had to be a cargo feature.
 //! These messages declare only the fields worldfit reads, with the field
 //! numbers of containerd's `api/services/images/v1/images.proto`,
-//! `api/services/content/v1/content.proto` and `api/types/descriptor.proto`
+//! `api/services/content/v1/content.proto`,
+//! `api/services/containers/v1/containers.proto` and `api/types/descriptor.proto`
 //! (stable since containerd 1.0); protobuf skips the fields they leave out.
 
 use tonic::client::Grpc;
@@ -69,7 +71,33 @@ pub struct ReadContentResponse {
     pub data: Vec<u8>,
 }
 
-/// A client of containerd's `Images` and `Content` services on one channel.
+/// `containerd.services.containers.v1.Container`: its id, labels and image.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Container {
+    #[prost(string, tag = "1")]
+    pub id: String,
+    #[prost(btree_map = "string, string", tag = "2")]
+    pub labels: std::collections::BTreeMap<String, String>,
+    #[prost(string, tag = "3")]
+    pub image: String,
+}
+
+/// `containerd.services.containers.v1.GetContainerRequest`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct GetContainerRequest {
+    #[prost(string, tag = "1")]
+    pub id: String,
+}
+
+/// `containerd.services.containers.v1.GetContainerResponse`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct GetContainerResponse {
+    #[prost(message, optional, tag = "1")]
+    pub container: Option<Container>,
+}
+
+/// A client of containerd's `Images`, `Content` and `Containers` services
+/// on one channel.
 pub struct Client {
     grpc: Grpc<Channel>,
 }
@@ -96,6 +124,20 @@ impl Client {
         self.ready().await?;
         let path =
             http::uri::PathAndQuery::from_static("/containerd.services.images.v1.Images/Get");
+        self.grpc
+            .unary(request, path, tonic_prost::ProstCodec::default())
+            .await
+    }
+
+    /// `/containerd.services.containers.v1.Containers/Get`.
+    pub async fn get_container(
+        &mut self,
+        request: Request<GetContainerRequest>,
+    ) -> Result<Response<GetContainerResponse>, Status> {
+        self.ready().await?;
+        let path = http::uri::PathAndQuery::from_static(
+            "/containerd.services.containers.v1.Containers/Get",
+        );
         self.grpc
             .unary(request, path, tonic_prost::ProstCodec::default())
             .await

@@ -20,6 +20,13 @@ pub struct Containerd {
 impl Containerd {
     /// Starts a containerd and waits until `ctr version` answers.
     pub fn start() -> Containerd {
+        Containerd::start_with_env(&[])
+    }
+
+    /// [`Containerd::start`] with variables added to containerd's
+    /// environment, which the shims it starts inherit (`PATH`, where it
+    /// finds a runtime's `containerd-shim-NAME-v1`).
+    pub fn start_with_env(env: &[(&str, &std::ffi::OsStr)]) -> Containerd {
         // A short path: a Unix socket's path is limited to 108 bytes.
         let dir = tempfile::Builder::new()
             .prefix("wf-ctd")
@@ -37,6 +44,7 @@ impl Containerd {
         let child = Command::new("containerd")
             .arg("--config")
             .arg(d.join("config.toml"))
+            .envs(env.iter().copied())
             .stdout(log.try_clone().unwrap())
             .stderr(log)
             .spawn()

@@ -1,0 +1,309 @@
+//! Running the selected build: one wasmtime 48 engine for the shim's life,
+//! linkers with WASI p1, p2, p3 and wasi:http, and the compile cache.
+//!
+//! What runs, by what the binary is (as `wasmtime run` decides):
+//! - a component exporting `wasi:cli/run@0.3.x`: its `run`, concurrently
+//!   (`Store::run_concurrent`);
+//! - a component exporting `wasi:cli/run@0.2.x`: its `run`;
+//! - a core module: WASI preview 1, its `_start`.
+//!
+//! Exit status, as the wasmtime CLI gives it on Unix: `exit(n)` is n, `run`
+//! returning `err` is 1, a trap is 134 (128 + SIGABRT).
+
+use anyhow::{Result, anyhow, bail};
+use std::fs::File;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+use wasmtime::component::{Component, types::ComponentItem};
+use wasmtime::{Config, Engine, Module, Store};
+use wasmtime_wasi::cli::{InputFile, OutputFile};
+use wasmtime_wasi::p1::WasiP1Ctx;
+use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+use worldfit::cache::CompileCache;
+
+/// How often running wasm yields to the runtime, so a kill is seen.
+const YIELD_EVERY: Duration = Duration::from_millis(10);
+
+/// Exit status of a trap (wasmtime CLI on Unix: 128 + SIGABRT).
+pub const TRAP_STATUS: u32 = 134;
+
+/// Store data: WASI (p1's context holds the p2/p3 one) and wasi:http.
+struct Ctx {
+    wasi: WasiP1Ctx,
+    http: WasiHttpCtx,
+}
+
+impl WasiView for Ctx {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        self.wasi.ctx()
+    }
+}
+
+impl WasiHttpView for Ctx {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        // http bodies are wasi:io streams: they share WASI's resource table.
+        let WasiCtxView { table, .. } = self.wasi.ctx();
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table,
+            hooks: wasmtime_wasi_http::default_hooks(),
+        }
+    }
+}
+
+/// What a container runs with, from its bundle and containerd's FIFOs.
+#[derive(Default)]
+pub struct Program {
+    /// `argv`, the program's name first.
+    pub args: Vec<String>,
+    /// `KEY=VALUE` pairs.
+    pub env: Vec<(String, String)>,
+    /// The container's root filesystem, preopened as `/` (if any).
+    pub root: Option<PathBuf>,
+    pub stdin: Option<File>,
+    pub stdout: Option<File>,
+    pub stderr: Option<File>,
+}
+
+/// A compiled build, ready to instantiate.
+pub enum Loaded {
+    /// A component and the `wasi:cli/run` track it exports.
+    Command(Component, CliTrack),
+    /// A WASI preview 1 module.
+    Module(Module),
+}
+
+/// Which `wasi:cli/run` a command exports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CliTrack {
+    P2,
+    P3,
+}
+
+/// The engine and its linkers; built once per shim process.
+pub struct Runner {
+    engine: Engine,
+    components: wasmtime::component::Linker<Ctx>,
+    modules: wasmtime::Linker<Ctx>,
+    compat: String,
+    ticker_stop: Arc<AtomicBool>,
+}
+
+impl Drop for Runner {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Runner {
+    /// The engine (Cranelift, component model and its async ABI, epoch
+    /// interruption for yielding) and linkers for every WASI track.
+    pub fn new() -> wasmtime::Result<Runner> {
+        let mut config = Config::new();
+        config
+            .wasm_component_model(true)
+            .wasm_component_model_async(true)
+            .epoch_interruption(true);
+        let engine = Engine::new(&config)?;
+        let mut components = wasmtime::component::Linker::<Ctx>::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_async(&mut components)?;
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut components)?;
+        wasmtime_wasi::p3::add_to_linker(&mut components)?;
+        wasmtime_wasi_http::p3::add_to_linker(&mut components)?;
+        let mut modules = wasmtime::Linker::<Ctx>::new(&engine);
+        wasmtime_wasi::p1::add_to_linker_async(&mut modules, |c: &mut Ctx| &mut c.wasi)?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let (weak, flag) = (engine.weak(), stop.clone());
+        std::thread::Builder::new()
+            .name("worldfit-shim-epoch".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(YIELD_EVERY);
+                    match weak.upgrade() {
+                        Some(e) => e.increment_epoch(),
+                        None => return,
+                    }
+                }
+            })
+            .map_err(|e| wasmtime::format_err!("cannot start the epoch thread: {e}"))?;
+        let compat = worldfit::confirm::compat_hash(&engine);
+        Ok(Runner {
+            engine,
+            components,
+            modules,
+            compat,
+            ticker_stop: stop,
+        })
+    }
+
+    /// Compiles `bytes` (whose SHA-256 is `sha256_hex`), or loads the code
+    /// compiled at an earlier start from `cache`. Returns the build and
+    /// whether it came from the cache. A cache entry that fails its
+    /// checks is removed and the bytes compiled again.
+    pub fn load(
+        &self,
+        bytes: &[u8],
+        sha256_hex: &str,
+        cache: Option<&CompileCache>,
+    ) -> Result<(Loaded, bool)> {
+        let is_component = wasmparser::Parser::is_component(bytes);
+        let key = format!(
+            "run-{}-{sha256_hex}-{}",
+            if is_component { "c" } else { "m" },
+            self.compat
+        );
+        if let Some(cache) = cache
+            && let Ok(Ok(path)) = cache.load(&key)
+        {
+            // SAFETY: the entry is checked against its checksum by
+            // `CompileCache::load` in a directory only this user can write,
+            // and was written by `serialize` of this engine's configuration
+            // (the key carries its compatibility hash).
+            let loaded = if is_component {
+                unsafe { Component::deserialize_file(&self.engine, &path) }
+                    .and_then(|c| self.command(c))
+            } else {
+                unsafe { Module::deserialize_file(&self.engine, &path) }.map(Loaded::Module)
+            };
+            if let Ok(loaded) = loaded {
+                return Ok((loaded, true));
+            }
+        }
+        let (loaded, serialized) = if is_component {
+            let c = Component::new(&self.engine, bytes).map_err(one_line)?;
+            let serialized = c.serialize().map_err(one_line)?;
+            (self.command(c).map_err(one_line)?, serialized)
+        } else {
+            let m = Module::new(&self.engine, bytes).map_err(one_line)?;
+            let serialized = m.serialize().map_err(one_line)?;
+            (Loaded::Module(m), serialized)
+        };
+        if let Some(cache) = cache
+            && let Err(e) = cache.store(&key, &serialized)
+        {
+            log::warn!("cannot cache the compiled build: {e:#}");
+        }
+        Ok((loaded, false))
+    }
+
+    /// A component as a command: which `wasi:cli/run` it exports.
+    fn command(&self, component: Component) -> wasmtime::Result<Loaded> {
+        let ty = component.component_type();
+        let track = ty.exports(&self.engine).find_map(|(name, export)| {
+            let ComponentItem::ComponentInstance(_) = export.ty else {
+                return None;
+            };
+            if name.starts_with("wasi:cli/run@0.3.") {
+                Some(CliTrack::P3)
+            } else if name.starts_with("wasi:cli/run@0.2.") {
+                Some(CliTrack::P2)
+            } else {
+                None
+            }
+        });
+        match track {
+            Some(track) => Ok(Loaded::Command(component, track)),
+            None => Err(wasmtime::format_err!(
+                "the component exports no `wasi:cli/run`: it is not a command, and this \
+                 shim runs commands (a wasi:http handler is not served)"
+            )),
+        }
+    }
+
+    /// Runs `loaded` to its end and returns its exit status.
+    pub async fn run(&self, loaded: &Loaded, program: Program) -> Result<u32> {
+        let mut store = self.store(program)?;
+        let outcome = match loaded {
+            Loaded::Command(component, CliTrack::P3) => {
+                let command = wasmtime_wasi::p3::bindings::Command::instantiate_async(
+                    &mut store,
+                    component,
+                    &self.components,
+                )
+                .await;
+                match command {
+                    Ok(command) => store
+                        .run_concurrent(async move |store| {
+                            command.wasi_cli_run().call_run(store).await
+                        })
+                        .await
+                        .and_then(|r| r),
+                    Err(e) => Err(e),
+                }
+            }
+            Loaded::Command(component, CliTrack::P2) => {
+                match wasmtime_wasi::p2::bindings::Command::instantiate_async(
+                    &mut store,
+                    component,
+                    &self.components,
+                )
+                .await
+                {
+                    Ok(command) => command.wasi_cli_run().call_run(&mut store).await,
+                    Err(e) => Err(e),
+                }
+            }
+            Loaded::Module(module) => {
+                match self.modules.instantiate_async(&mut store, module).await {
+                    Ok(instance) => match instance.get_typed_func::<(), ()>(&mut store, "_start") {
+                        Ok(start) => start.call_async(&mut store, ()).await.map(Ok),
+                        Err(_) => bail!("the module exports no `_start`: it is not a command"),
+                    },
+                    Err(e) => Err(e),
+                }
+            }
+        };
+        Ok(match outcome {
+            Ok(Ok(())) => 0,
+            Ok(Err(())) => 1,
+            Err(e) => match e.downcast_ref::<I32Exit>() {
+                Some(I32Exit(code)) => *code as u32,
+                None => {
+                    log::error!("the guest trapped: {}", line(&e));
+                    TRAP_STATUS
+                }
+            },
+        })
+    }
+
+    fn store(&self, program: Program) -> Result<Store<Ctx>> {
+        let mut b = WasiCtxBuilder::new();
+        b.args(&program.args).envs(&program.env);
+        if let Some(f) = program.stdin {
+            b.stdin(InputFile::new(f));
+        }
+        if let Some(f) = program.stdout {
+            b.stdout(OutputFile::new(f));
+        }
+        if let Some(f) = program.stderr {
+            b.stderr(OutputFile::new(f));
+        }
+        if let Some(root) = &program.root {
+            b.preopened_dir(root, "/", FsPerms::ReadWrite)
+                .map_err(|e| anyhow!("cannot open the root filesystem {}: {e}", root.display()))?;
+        }
+        let mut store = Store::new(
+            &self.engine,
+            Ctx {
+                wasi: b.build_p1(),
+                http: WasiHttpCtx::new(),
+            },
+        );
+        // Yield at every epoch: a kill drops the running future, which
+        // only happens at a yield.
+        store.epoch_deadline_async_yield_and_update(1);
+        Ok(store)
+    }
+}
+
+/// wasmtime's error chain on one line.
+fn line(e: &wasmtime::Error) -> String {
+    format!("{e:#}").replace('\n', " ")
+}
+
+fn one_line(e: wasmtime::Error) -> anyhow::Error {
+    anyhow!("{}", line(&e))
+}
