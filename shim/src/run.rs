@@ -307,3 +307,50 @@ fn line(e: &wasmtime::Error) -> String {
 fn one_line(e: wasmtime::Error) -> anyhow::Error {
     anyhow!("{}", line(&e))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(wat: &str) -> u32 {
+        let bytes = wat::parse_str(wat).unwrap();
+        let runner = Runner::new().unwrap();
+        let (loaded, cached) = runner.load(&bytes, "00", None).unwrap();
+        assert!(!cached);
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+            .block_on(runner.run(&loaded, Program::default()))
+            .unwrap()
+    }
+
+    #[test]
+    fn exit_status_is_the_guests_as_the_wasmtime_cli_gives_it() {
+        let exit = r#"(module (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+            (memory (export "memory") 1) (func (export "_start") (call $exit (i32.const 7))))"#;
+        assert_eq!(status(exit), 7);
+        let trap = r#"(module (memory (export "memory") 1) (func (export "_start") unreachable))"#;
+        assert_eq!(status(trap), TRAP_STATUS);
+        let ends = r#"(module (memory (export "memory") 1) (func (export "_start")))"#;
+        assert_eq!(status(ends), 0);
+    }
+
+    #[test]
+    fn a_component_that_is_not_a_command_is_refused_when_loaded() {
+        let runner = Runner::new().unwrap();
+        let bytes = wat::parse_str("(component)").unwrap();
+        let e = runner.load(&bytes, "00", None).err().unwrap();
+        assert!(format!("{e}").contains("exports no `wasi:cli/run`"), "{e}");
+    }
+
+    #[test]
+    fn a_cached_build_is_loaded_from_the_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = CompileCache::new(dir.path().join("cache"));
+        let bytes = wat::parse_str(r#"(module (func (export "_start")))"#).unwrap();
+        let runner = Runner::new().unwrap();
+        assert!(!runner.load(&bytes, "ab", Some(&cache)).unwrap().1);
+        assert!(runner.load(&bytes, "ab", Some(&cache)).unwrap().1);
+    }
+}

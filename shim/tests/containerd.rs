@@ -187,6 +187,11 @@ fn image_tar(dir: &Path, name: &str, builds: &[&Artifact], linux: bool) -> PathB
 
 /// A WASI preview 1 command that prints `line`.
 fn p1_printing(line: &str) -> Vec<u8> {
+    p1_printing_then(line, "")
+}
+
+/// A WASI preview 1 command that prints `line`, then runs `then` (WAT).
+fn p1_printing_then(line: &str, then: &str) -> Vec<u8> {
     wat(&format!(
         r#"(module
   (import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
@@ -195,7 +200,8 @@ fn p1_printing(line: &str) -> Vec<u8> {
   (func (export "_start")
     (i32.store (i32.const 0) (i32.const 16))
     (i32.store (i32.const 4) (i32.const {len}))
-    (drop (call $w (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))))"#,
+    (drop (call $w (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
+    {then}))"#,
         len = line.len() + 1
     ))
 }
@@ -391,5 +397,55 @@ fn a_container_with_no_image_runs_its_program_from_the_root_filesystem() {
     assert!(
         node.shim_log()
             .contains("from the root filesystem (no image: not selected)")
+    );
+}
+
+#[test]
+fn a_kill_stops_a_running_guest_and_its_status_says_so() {
+    use std::io::BufRead;
+    let node = Node::start();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    std::fs::write(
+        root.join("spin.wasm"),
+        p1_printing_then("spinning", "(loop (br 0))"),
+    )
+    .unwrap();
+    let mut run = std::process::Command::new("ctr")
+        .arg("--address")
+        .arg(&node.containerd.socket)
+        .args(["run", "--rm", "--runtime", RUNTIME, "--rootfs"])
+        .arg(&root)
+        .args(["spin", "/spin.wasm"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(run.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert_eq!(first, "spinning\n");
+    // The guest spins in wasm, never calling the host: the kill must
+    // still stop it.
+    let kill = node.containerd.ctr(&["task", "kill", "spin"]);
+    assert!(kill.status.success(), "{}", text(&kill.stderr));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = run.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the guest was not stopped"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    // SIGTERM (ctr's default): 128 + 15.
+    assert_eq!(status.code(), Some(143));
+    assert!(
+        node.shim_log()
+            .contains("container spin: exited with status 143")
     );
 }
