@@ -373,3 +373,47 @@ fn preflight_returns_the_layer_and_hits_the_cache_on_the_second_start() {
         "{line}"
     );
 }
+
+#[test]
+fn a_containers_image_and_labels_are_read_back() {
+    let c = Containerd::start();
+    let root = tempfile::tempdir().unwrap();
+    ok(&c.ctr(&[
+        "containers",
+        "create",
+        "--label",
+        "worldfit.image=docker.io/library/app:1.0",
+        "--rootfs",
+        root.path().to_str().unwrap(),
+        "made-from-a-rootfs",
+    ]));
+    let opts = worldfit::oci::containerd::ContainerdOptions {
+        address: c.socket.clone(),
+        ..Default::default()
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let read =
+        |id: &str, ns: &str| runtime.block_on(worldfit::oci::containerd::container(id, ns, &opts));
+    let record = read("made-from-a-rootfs", "default").unwrap();
+    assert_eq!(record.id, "made-from-a-rootfs");
+    assert_eq!(record.image, "", "made from a root filesystem: no image");
+    assert_eq!(
+        record.labels.get("worldfit.image").map(String::as_str),
+        Some("docker.io/library/app:1.0")
+    );
+    let e = read("absent", "default").unwrap_err().to_string();
+    assert_eq!(
+        e,
+        "containerd has no container `absent` in namespace `default`"
+    );
+    let e = read("made-from-a-rootfs", "other").unwrap_err().to_string();
+    assert!(
+        e.contains("no container `made-from-a-rootfs` in namespace `other`"),
+        "{e}"
+    );
+    let e = read("x", "bad ns").unwrap_err().to_string();
+    assert!(e.contains("is not a containerd namespace"), "{e}");
+}

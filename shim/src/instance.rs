@@ -22,7 +22,7 @@ use crate::bundle;
 use crate::run::{Loaded, Program, Runner};
 use chrono::{DateTime, Utc};
 use containerd_shimkit::sandbox::{Error, Instance, InstanceConfig, Result};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 use tokio::sync::{oneshot, watch};
 use worldfit::Host;
@@ -177,7 +177,6 @@ impl Instance for WorldfitInstance {
         *self.stop.lock().expect("the stop lock") = Some(stop);
         let exit = self.exit.clone();
         let id = self.id.clone();
-        let loaded = Arc::new(loaded);
         std::thread::Builder::new()
             .name(format!("wasm-{id}"))
             .spawn(move || {
