@@ -21,8 +21,14 @@ use anyhow::{Result, anyhow};
 pub struct Preflight {
     /// The chosen manifest's digest.
     pub digest: String,
-    /// Its wasm layer, verified against its digest.
+    /// Its wasm binary (its wasm layer, or the file its entrypoint names in
+    /// its filesystem layers), verified against its digest.
     pub layer: Vec<u8>,
+    /// The SHA-256 of `layer`, 64 hex digits: the wasm layer's digest,
+    /// checked as it was read, so a shim can key its own compile cache
+    /// without hashing the bytes again (computed for a binary read out of a
+    /// filesystem layer).
+    pub layer_sha256: String,
     /// The whole selection: every entry's verdict, the confirmation.
     pub selection: Selection,
 }
@@ -74,9 +80,18 @@ pub async fn preflight(
         .layer
         .take()
         .ok_or_else(|| anyhow!("cannot start `{name}`: the selection kept no layer"))?;
+    let layer_sha256 = match selection
+        .layer_digest
+        .as_deref()
+        .and_then(|d| d.strip_prefix("sha256:"))
+    {
+        Some(hex) => hex.to_string(),
+        None => crate::cache::sha256_hex(&layer),
+    };
     Ok(Preflight {
         digest,
         layer,
+        layer_sha256,
         selection,
     })
 }

@@ -117,6 +117,11 @@ pub struct Selection {
     /// (absent with `no_confirm`).
     #[serde(skip)]
     pub layer: Option<Vec<u8>>,
+    /// The digest of `layer` when it is the entry's wasm layer (checked
+    /// against it as it was read); `None` for a binary read out of a
+    /// filesystem layer, and with `no_confirm`.
+    #[serde(skip)]
+    pub layer_digest: Option<String>,
     /// The instantiation that confirmed the selected entry (built-in host).
     #[cfg(feature = "wasmtime")]
     #[serde(skip)]
@@ -479,7 +484,7 @@ pub async fn select_from_root(
     ranked.sort_unstable();
     let order: Vec<usize> = ranked.into_iter().map(|(_, _, _, i)| i).collect();
     let mut selected = None;
-    let mut layer = None;
+    let (mut layer, mut chosen_layer_digest) = (None, None);
     #[cfg(feature = "wasmtime")]
     let mut confirmation = None;
     for &i in &order {
@@ -623,6 +628,7 @@ pub async fn select_from_root(
         }
         selected = Some(i);
         layer = Some(bytes);
+        chosen_layer_digest = layer_digest;
         break;
     }
     // Say why the entries that could run weren't chosen.
@@ -662,6 +668,7 @@ pub async fn select_from_root(
         selected,
         entries,
         layer,
+        layer_digest: chosen_layer_digest,
         #[cfg(feature = "wasmtime")]
         confirmation,
     })

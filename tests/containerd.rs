@@ -349,6 +349,15 @@ fn preflight_returns_the_layer_and_hits_the_cache_on_the_second_start() {
         first.layer,
         std::fs::read(fixture("hello-cli.wasm")).unwrap()
     );
+    // The layer's digest, as read, names the bytes for a shim's cache.
+    assert_eq!(
+        first.layer_sha256,
+        worldfit::cache::sha256_hex(&first.layer)
+    );
+    assert_eq!(
+        first.selection.layer_digest.as_deref(),
+        Some(format!("sha256:{}", first.layer_sha256).as_str())
+    );
     let c1 = first.selection.confirmation.as_ref().unwrap();
     assert!(c1.instantiated && !c1.cached, "{c1:?}");
     let second = start().unwrap();

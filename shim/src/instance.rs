@@ -90,7 +90,7 @@ impl WorldfitInstance {
             _ => record.image,
         };
         let cache = CompileCache::default_dir().map(CompileCache::new);
-        let (bytes, what) = if image.is_empty() {
+        let (bytes, sha, what) = if image.is_empty() {
             let (root, program) = match (&bundle.root, bundle.args.first()) {
                 (Some(root), Some(program)) => (root, program),
                 _ => anyhow::bail!(
@@ -102,8 +102,10 @@ impl WorldfitInstance {
             let bytes = std::fs::read(&path).map_err(|e| {
                 anyhow::anyhow!("cannot read `{program}` in the root filesystem: {e}")
             })?;
+            let sha = sha256_hex(&bytes);
             (
                 bytes,
+                sha,
                 format!("`{program}` from the root filesystem (no image: not selected)"),
             )
         } else {
@@ -119,13 +121,13 @@ impl WorldfitInstance {
                 .unwrap_or_default();
             (
                 chosen.layer,
+                chosen.layer_sha256,
                 format!(
                     "image `{image}` entry {} ({platform}), selected and confirmed for host `{}`",
                     chosen.digest, chosen.selection.host
                 ),
             )
         };
-        let sha = sha256_hex(&bytes);
         let (loaded, cached) = runner()?.load(&bytes, &sha, cache.as_ref())?;
         log::info!(
             "worldfit: container {id}: running {what}: layer sha256:{sha} ({}; ready in {} ms)",
