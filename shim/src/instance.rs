@@ -25,6 +25,7 @@ use containerd_shimkit::sandbox::{Error, Instance, InstanceConfig, Result};
 use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 use tokio::sync::{oneshot, watch};
+use wasmtime_wasi::cli::{InputFile, OutputFile};
 use worldfit::Host;
 use worldfit::cache::{CompileCache, sha256_hex};
 use worldfit::confirm::ConfirmOptions;
@@ -142,9 +143,9 @@ impl WorldfitInstance {
             args: bundle.args,
             env: bundle.env,
             root: bundle.root,
-            stdin: cfg.open_stdin().ok(),
-            stdout: cfg.open_stdout().ok(),
-            stderr: cfg.open_stderr().ok(),
+            stdin: cfg.open_stdin().ok().map(InputFile::new),
+            stdout: cfg.open_stdout().ok().map(OutputFile::new),
+            stderr: cfg.open_stderr().ok().map(OutputFile::new),
         };
         Ok((loaded, program))
     }

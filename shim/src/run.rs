@@ -11,7 +11,6 @@
 //! returning `err` is 1, a trap is 134 (128 + SIGABRT).
 
 use anyhow::{Result, anyhow, bail};
-use std::fs::File;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -31,7 +30,7 @@ const YIELD_EVERY: Duration = Duration::from_millis(10);
 pub const TRAP_STATUS: u32 = 134;
 
 /// Store data: WASI (p1's context holds the p2/p3 one) and wasi:http.
-struct Ctx {
+pub(crate) struct Ctx {
     wasi: WasiP1Ctx,
     http: WasiHttpCtx,
 }
@@ -55,7 +54,8 @@ impl WasiHttpView for Ctx {
 }
 
 /// What a container runs with, from its bundle and containerd's FIFOs.
-#[derive(Default)]
+/// Cloning shares the stdio (an HTTP handler gets a store per request).
+#[derive(Default, Clone)]
 pub struct Program {
     /// `argv`, the program's name first.
     pub args: Vec<String>,
@@ -63,9 +63,9 @@ pub struct Program {
     pub env: Vec<(String, String)>,
     /// The container's root filesystem, preopened as `/` (if any).
     pub root: Option<PathBuf>,
-    pub stdin: Option<File>,
-    pub stdout: Option<File>,
-    pub stderr: Option<File>,
+    pub stdin: Option<InputFile>,
+    pub stdout: Option<OutputFile>,
+    pub stderr: Option<OutputFile>,
 }
 
 /// A compiled build, ready to instantiate.
@@ -215,7 +215,7 @@ impl Runner {
 
     /// Runs `loaded` to its end and returns its exit status.
     pub async fn run(&self, loaded: &Loaded, program: Program) -> Result<u32> {
-        let mut store = self.store(program)?;
+        let mut store = new_store(&self.engine, &program)?;
         let outcome = match loaded {
             Loaded::Command(component, CliTrack::P3) => {
                 let command = wasmtime_wasi::p3::bindings::Command::instantiate_async(
@@ -268,35 +268,36 @@ impl Runner {
             },
         })
     }
+}
 
-    fn store(&self, program: Program) -> Result<Store<Ctx>> {
-        let mut b = WasiCtxBuilder::new();
-        b.args(&program.args).envs(&program.env);
-        if let Some(f) = program.stdin {
-            b.stdin(InputFile::new(f));
-        }
-        if let Some(f) = program.stdout {
-            b.stdout(OutputFile::new(f));
-        }
-        if let Some(f) = program.stderr {
-            b.stderr(OutputFile::new(f));
-        }
-        if let Some(root) = &program.root {
-            b.preopened_dir(root, "/", FsPerms::ReadWrite)
-                .map_err(|e| anyhow!("cannot open the root filesystem {}: {e}", root.display()))?;
-        }
-        let mut store = Store::new(
-            &self.engine,
-            Ctx {
-                wasi: b.build_p1(),
-                http: WasiHttpCtx::new(),
-            },
-        );
-        // Yield at every epoch: a kill drops the running future, which
-        // only happens at a yield.
-        store.epoch_deadline_async_yield_and_update(1);
-        Ok(store)
+/// A store for one run of `program` (or one HTTP request).
+pub(crate) fn new_store(engine: &Engine, program: &Program) -> Result<Store<Ctx>> {
+    let mut b = WasiCtxBuilder::new();
+    b.args(&program.args).envs(&program.env);
+    if let Some(f) = &program.stdin {
+        b.stdin(f.clone());
     }
+    if let Some(f) = &program.stdout {
+        b.stdout(f.clone());
+    }
+    if let Some(f) = &program.stderr {
+        b.stderr(f.clone());
+    }
+    if let Some(root) = &program.root {
+        b.preopened_dir(root, "/", FsPerms::ReadWrite)
+            .map_err(|e| anyhow!("cannot open the root filesystem {}: {e}", root.display()))?;
+    }
+    let mut store = Store::new(
+        engine,
+        Ctx {
+            wasi: b.build_p1(),
+            http: WasiHttpCtx::new(),
+        },
+    );
+    // Yield at every epoch: a kill drops the running future, which only
+    // happens at a yield.
+    store.epoch_deadline_async_yield_and_update(1);
+    Ok(store)
 }
 
 /// wasmtime's error chain on one line.
