@@ -8,6 +8,7 @@
 mod bundle;
 mod instance;
 mod run;
+mod serve;
 
 fn main() {
     containerd_shimkit::sandbox::cli::shim_main::<instance::WorldfitInstance>(

@@ -5,6 +5,8 @@
 //! - a component exporting `wasi:cli/run@0.3.x`: its `run`, concurrently
 //!   (`Store::run_concurrent`);
 //! - a component exporting `wasi:cli/run@0.2.x`: its `run`;
+//! - a component exporting `wasi:http/incoming-handler@0.2.x` (and no
+//!   `wasi:cli/run`): served, as runwasi's wasmtime shim does (`serve`);
 //! - a core module: WASI preview 1, its `_start`.
 //!
 //! Exit status, as the wasmtime CLI gives it on Unix: `exit(n)` is n, `run`
@@ -20,6 +22,7 @@ use wasmtime::{Config, Engine, Module, Store};
 use wasmtime_wasi::cli::{InputFile, OutputFile};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 use worldfit::cache::CompileCache;
 
@@ -72,6 +75,8 @@ pub struct Program {
 pub enum Loaded {
     /// A component and the `wasi:cli/run` track it exports.
     Command(Component, CliTrack),
+    /// A `wasi:http/incoming-handler@0.2.x` component, linked.
+    Http(ProxyPre<Ctx>),
     /// A WASI preview 1 module.
     Module(Module),
 }
@@ -189,34 +194,43 @@ impl Runner {
         Ok((loaded, false))
     }
 
-    /// A component as a command: which `wasi:cli/run` it exports.
+    /// What a component is to run as: a command (which `wasi:cli/run` it
+    /// exports) or an HTTP handler.
     fn command(&self, component: Component) -> wasmtime::Result<Loaded> {
         let ty = component.component_type();
-        let track = ty.exports(&self.engine).find_map(|(name, export)| {
+        let (mut track, mut handler) = (None, false);
+        for (name, export) in ty.exports(&self.engine) {
             let ComponentItem::ComponentInstance(_) = export.ty else {
-                return None;
+                continue;
             };
             if name.starts_with("wasi:cli/run@0.3.") {
-                Some(CliTrack::P3)
+                track = Some(CliTrack::P3);
             } else if name.starts_with("wasi:cli/run@0.2.") {
-                Some(CliTrack::P2)
-            } else {
-                None
+                track = Some(CliTrack::P2);
+            } else if name.starts_with("wasi:http/incoming-handler@0.2.") {
+                handler = true;
             }
-        });
-        match track {
-            Some(track) => Ok(Loaded::Command(component, track)),
-            None => Err(wasmtime::format_err!(
-                "the component exports no `wasi:cli/run`: it is not a command, and this \
-                 shim runs commands (a wasi:http handler is not served)"
+        }
+        match (track, handler) {
+            (Some(track), _) => Ok(Loaded::Command(component, track)),
+            (None, true) => Ok(Loaded::Http(ProxyPre::new(
+                self.components.instantiate_pre(&component)?,
+            )?)),
+            (None, false) => Err(wasmtime::format_err!(
+                "the component exports neither `wasi:cli/run` nor \
+                 `wasi:http/incoming-handler@0.2`: this shim has nothing of it to run"
             )),
         }
     }
 
     /// Runs `loaded` to its end and returns its exit status.
     pub async fn run(&self, loaded: &Loaded, program: Program) -> Result<u32> {
+        if let Loaded::Http(pre) = loaded {
+            return crate::serve::serve(pre.clone(), program).await;
+        }
         let mut store = new_store(&self.engine, &program)?;
         let outcome = match loaded {
+            Loaded::Http(_) => unreachable!("served above"),
             Loaded::Command(component, CliTrack::P3) => {
                 let command = wasmtime_wasi::p3::bindings::Command::instantiate_async(
                     &mut store,
@@ -342,7 +356,10 @@ mod tests {
         let runner = Runner::new().unwrap();
         let bytes = wat::parse_str("(component)").unwrap();
         let e = runner.load(&bytes, "00", None).err().unwrap();
-        assert!(format!("{e}").contains("exports no `wasi:cli/run`"), "{e}");
+        assert!(
+            format!("{e}").contains("exports neither `wasi:cli/run` nor"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -258,3 +258,86 @@ fn a_kill_stops_a_running_guest_and_its_status_says_so() {
             .contains("container spin: exited with status 143")
     );
 }
+
+/// `GET /` on `addr`, the whole answer (HTTP/1.1, `Connection: close`).
+fn get(addr: &str) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
+    s.write_all(b"GET / HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n")?;
+    let mut answer = String::new();
+    s.read_to_string(&mut answer)?;
+    Ok(answer)
+}
+
+#[test]
+fn an_http_handler_is_served_until_killed() {
+    let node = Node::start();
+    let dir = tempfile::tempdir().unwrap();
+    let handler = artifact(std::fs::read(fixture("http-handler.wasm")).unwrap());
+    let tar = image_tar(dir.path(), "web", &[&handler], true);
+    node.import(&tar, "docker.io/library/web");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut run = node
+        .ctr_run(
+            "web",
+            Some("docker.io/library/web:1.0"),
+            &node.empty_root(),
+            &[&format!("WASMTIME_HTTP_PROXY_SOCKET_ADDR={addr}")],
+            &["web"],
+        )
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let first = loop {
+        match get(&addr) {
+            Ok(answer) => break answer,
+            Err(e) => {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "nothing served on {addr}: {e}\n{}",
+                    node.shim_log()
+                );
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+        }
+    };
+    // The fixture's answer, streamed: one chunk, `hello`.
+    let served = |answer: &str| {
+        answer.starts_with("HTTP/1.1 200 OK\r\n")
+            && answer.contains("\r\ncontent-type: text/plain\r\n")
+            && answer.ends_with("\r\n\r\n5\r\nhello\r\n0\r\n\r\n")
+    };
+    assert!(served(&first), "{first}");
+    // A fresh instance per request: the second is answered the same.
+    let second = get(&addr).unwrap();
+    assert!(served(&second), "{second}");
+    assert!(
+        node.shim_log()
+            .contains(&format!("serving wasi:http on {addr}"))
+    );
+    assert!(node.shim_log().contains(&handler.layer.descriptor.digest));
+
+    let kill = node.containerd.ctr(&["task", "kill", "web"]);
+    assert!(kill.status.success(), "{}", text(&kill.stderr));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = run.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the server was not stopped"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(143));
+    assert!(get(&addr).is_err(), "still served after the kill");
+}
