@@ -42,9 +42,54 @@ pub fn read(bundle: &Path) -> Result<Bundle> {
     Ok(Bundle { args, env, root })
 }
 
+/// The file `program` names inside `root` (an absolute path is taken from
+/// the root, as the container would see it), which must stay inside it
+/// once `..` and symbolic links are resolved: the shim runs as root, and a
+/// container's program must not name a host file.
+///
+/// # Errors
+/// The file doesn't exist, or resolves to outside `root`.
+pub fn program_path(root: &Path, program: &str) -> Result<PathBuf> {
+    let root = root
+        .canonicalize()
+        .with_context(|| format!("cannot open the root filesystem {}", root.display()))?;
+    let path = root
+        .join(program.trim_start_matches('/'))
+        .canonicalize()
+        .with_context(|| format!("cannot find `{program}` in the root filesystem"))?;
+    if !path.starts_with(&root) {
+        anyhow::bail!("`{program}` leads out of the root filesystem");
+    }
+    Ok(path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_program_is_found_inside_the_root_and_nowhere_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("rootfs");
+        std::fs::create_dir_all(root.join("bin")).unwrap();
+        std::fs::write(root.join("bin/app.wasm"), b"").unwrap();
+        std::fs::write(dir.path().join("host-file"), b"").unwrap();
+        std::os::unix::fs::symlink("../host-file", root.join("escape")).unwrap();
+        std::os::unix::fs::symlink("bin/app.wasm", root.join("link")).unwrap();
+        let inside = root.canonicalize().unwrap().join("bin/app.wasm");
+        assert_eq!(program_path(&root, "/bin/app.wasm").unwrap(), inside);
+        assert_eq!(program_path(&root, "bin/app.wasm").unwrap(), inside);
+        assert_eq!(program_path(&root, "/link").unwrap(), inside);
+        for out in ["/../host-file", "/escape", "/bin/../../host-file"] {
+            let e = program_path(&root, out).unwrap_err().to_string();
+            assert_eq!(e, format!("`{out}` leads out of the root filesystem"));
+        }
+        let e = format!("{:#}", program_path(&root, "/nope.wasm").unwrap_err());
+        assert!(
+            e.starts_with("cannot find `/nope.wasm` in the root filesystem"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn args_env_and_a_relative_root_are_read() {

@@ -99,7 +99,7 @@ impl WorldfitInstance {
                      in its root filesystem to run"
                 ),
             };
-            let path = root.join(program.trim_start_matches('/'));
+            let path = bundle::program_path(root, program)?;
             let bytes = std::fs::read(&path).map_err(|e| {
                 anyhow::anyhow!("cannot read `{program}` in the root filesystem: {e}")
             })?;
