@@ -90,6 +90,31 @@ fn first_output(node: &Node, case: &Case, selected: bool) -> Result<Duration, St
     Ok(elapsed)
 }
 
+/// `n` rounds of both paths, alternating which goes first; `cold` removes
+/// the compile cache before each run. Milliseconds: (selected, direct).
+fn rounds(node: &Node, case: &Case, n: usize, cold: bool) -> Result<(Vec<f64>, Vec<f64>), String> {
+    let (mut selected_ms, mut direct_ms) = (Vec::new(), Vec::new());
+    for round in 0..n {
+        let order = if round % 2 == 0 {
+            [true, false]
+        } else {
+            [false, true]
+        };
+        for selected in order {
+            if cold {
+                let _ = std::fs::remove_dir_all(node.cache());
+            }
+            let t = ms(first_output(node, case, selected)?);
+            if selected {
+                selected_ms.push(t);
+            } else {
+                direct_ms.push(t);
+            }
+        }
+    }
+    Ok((selected_ms, direct_ms))
+}
+
 fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
     v[v.len() / 2]
@@ -168,41 +193,12 @@ fn run() -> Result<bool, String> {
     println!("|---|---|---|---|---|---|");
     let mut all_met = true;
     for case in &cases {
-        let (mut cold_s, mut cold_d) = (Vec::new(), Vec::new());
-        for round in 0..cold_rounds {
-            for selected in if round % 2 == 0 {
-                [true, false]
-            } else {
-                [false, true]
-            } {
-                let _ = std::fs::remove_dir_all(node.cache());
-                let t = ms(first_output(&node, case, selected)?);
-                if selected {
-                    cold_s.push(t)
-                } else {
-                    cold_d.push(t)
-                }
-            }
-        }
+        let (mut cold_s, mut cold_d) = rounds(&node, case, cold_rounds, true)?;
         // Fill the cache for both paths (untimed), one warm-up round.
         for selected in [true, false, true, false] {
             first_output(&node, case, selected)?;
         }
-        let (mut warm_s, mut warm_d) = (Vec::new(), Vec::new());
-        for round in 0..warm_rounds {
-            for selected in if round % 2 == 0 {
-                [true, false]
-            } else {
-                [false, true]
-            } {
-                let t = ms(first_output(&node, case, selected)?);
-                if selected {
-                    warm_s.push(t)
-                } else {
-                    warm_d.push(t)
-                }
-            }
-        }
+        let (mut warm_s, mut warm_d) = rounds(&node, case, warm_rounds, false)?;
         let min = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
         let cell = |v: &mut Vec<f64>| {
             let m = min(v);

@@ -240,23 +240,29 @@ fn a_kill_stops_a_running_guest_and_its_status_says_so() {
     // still stop it.
     let kill = node.containerd.ctr(&["task", "kill", "spin"]);
     assert!(kill.status.success(), "{}", text(&kill.stderr));
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = run.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the guest was not stopped"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    };
+    let status = exit_within(&mut run, 20, "the guest was not stopped");
     // SIGTERM (ctr's default): 128 + 15.
     assert_eq!(status.code(), Some(143));
     assert!(
         node.shim_log()
             .contains("container spin: exited with status 143")
     );
+}
+
+/// The exit status of `child`, which must end within `secs` seconds.
+fn exit_within(
+    child: &mut std::process::Child,
+    secs: u64,
+    otherwise: &str,
+) -> std::process::ExitStatus {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return status;
+        }
+        assert!(std::time::Instant::now() < deadline, "{otherwise}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
 }
 
 /// `GET /` on `addr`, the whole answer (HTTP/1.1, `Connection: close`).
@@ -327,17 +333,7 @@ fn an_http_handler_is_served_until_killed() {
 
     let kill = node.containerd.ctr(&["task", "kill", "web"]);
     assert!(kill.status.success(), "{}", text(&kill.stderr));
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
-    let status = loop {
-        if let Some(status) = run.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the server was not stopped"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(20));
-    };
+    let status = exit_within(&mut run, 20, "the server was not stopped");
     assert_eq!(status.code(), Some(143));
     assert!(get(&addr).is_err(), "still served after the kill");
 }
