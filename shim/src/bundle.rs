@@ -48,7 +48,8 @@ pub fn read(bundle: &Path) -> Result<Bundle> {
 /// container's program must not name a host file.
 ///
 /// # Errors
-/// The file doesn't exist, or resolves to outside `root`.
+/// The file doesn't exist, isn't a regular file, or resolves to outside
+/// `root`.
 pub fn program_path(root: &Path, program: &str) -> Result<PathBuf> {
     let root = root
         .canonicalize()
@@ -59,6 +60,10 @@ pub fn program_path(root: &Path, program: &str) -> Result<PathBuf> {
         .with_context(|| format!("cannot find `{program}` in the root filesystem"))?;
     if !path.starts_with(&root) {
         anyhow::bail!("`{program}` leads out of the root filesystem");
+    }
+    // Not a FIFO (reading one would wait for a writer) or a device.
+    if !path.is_file() {
+        anyhow::bail!("`{program}` in the root filesystem is not a file");
     }
     Ok(path)
 }
@@ -84,6 +89,8 @@ mod tests {
             let e = program_path(&root, out).unwrap_err().to_string();
             assert_eq!(e, format!("`{out}` leads out of the root filesystem"));
         }
+        let e = program_path(&root, "/bin").unwrap_err().to_string();
+        assert_eq!(e, "`/bin` in the root filesystem is not a file");
         let e = format!("{:#}", program_path(&root, "/nope.wasm").unwrap_err());
         assert!(
             e.starts_with("cannot find `/nope.wasm` in the root filesystem"),

@@ -15,7 +15,7 @@
 //! the index entry the embedded wasmtime's host profile supports, confirmed
 //! by instantiating, and its layer's bytes read from containerd's content
 //! store and checked against their digest. Nothing is read from the root
-//! filesystem. When no entry fits, the start fails with every entry's
+//! filesystem, and the guest doesn't get it. When no entry fits, the start fails with every entry's
 //! reason, in the shim's log and as the task's error.
 
 use crate::bundle;
@@ -25,7 +25,6 @@ use containerd_shimkit::sandbox::{Error, Instance, InstanceConfig, Result};
 use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
 use tokio::sync::{oneshot, watch};
-use wasmtime_wasi::cli::{InputFile, OutputFile};
 use worldfit::Host;
 use worldfit::cache::{CompileCache, sha256_hex};
 use worldfit::confirm::ConfirmOptions;
@@ -44,8 +43,16 @@ pub struct WorldfitInstance {
     id: String,
     cfg: InstanceConfig,
     exit: watch::Sender<Exit>,
-    /// Signals the running guest to stop (taken by the first kill).
-    stop: Mutex<Option<oneshot::Sender<u32>>>,
+    stop: Mutex<Stop>,
+}
+
+/// Whether a kill has a guest to stop.
+enum Stop {
+    NotStarted,
+    /// Running: the sender tells its thread to stop (with the signal).
+    Running(oneshot::Sender<u32>),
+    /// Told to stop, by the first kill.
+    Signalled,
 }
 
 /// The shim's one engine, built at the first start.
@@ -55,6 +62,14 @@ fn runner() -> anyhow::Result<&'static Runner> {
         .get_or_init(|| Runner::new().map_err(|e| format!("{e:#}")))
         .as_ref()
         .map_err(|e| anyhow::anyhow!("cannot start wasmtime: {e}"))
+}
+
+/// Where compiled code is kept: worldfit's default
+/// (`$XDG_CACHE_HOME/worldfit`, else `$HOME/.cache/worldfit`), shared with
+/// the CLI; else, for a containerd started without either (systemd gives a
+/// system service no `HOME`), `/var/cache/worldfit`.
+fn cache_dir() -> std::path::PathBuf {
+    CompileCache::default_dir().unwrap_or_else(|| "/var/cache/worldfit".into())
 }
 
 /// Records the exit status, unless one is recorded already.
@@ -90,8 +105,9 @@ impl WorldfitInstance {
             Some(label) if !label.is_empty() => label.clone(),
             _ => record.image,
         };
-        let cache = CompileCache::default_dir().map(CompileCache::new);
-        let (bytes, sha, what) = if image.is_empty() {
+        let cache = Some(CompileCache::new(cache_dir()));
+        let selected = !image.is_empty();
+        let (bytes, sha, what) = if !selected {
             let (root, program) = match (&bundle.root, bundle.args.first()) {
                 (Some(root), Some(program)) => (root, program),
                 _ => anyhow::bail!(
@@ -142,10 +158,12 @@ impl WorldfitInstance {
         let program = Program {
             args: bundle.args,
             env: bundle.env,
-            root: bundle.root,
-            stdin: cfg.open_stdin().ok().map(InputFile::new),
-            stdout: cfg.open_stdout().ok().map(OutputFile::new),
-            stderr: cfg.open_stderr().ok().map(OutputFile::new),
+            // A selected build gets no root filesystem: what containerd
+            // unpacked there belongs to another entry of the index (and
+            // may hold device nodes); a program from the root filesystem
+            // gets it as `/`.
+            root: if selected { None } else { bundle.root },
+            ..Program::default()
         };
         Ok((loaded, program))
     }
@@ -157,7 +175,7 @@ impl Instance for WorldfitInstance {
             id,
             cfg: cfg.clone(),
             exit: watch::channel(None).0,
-            stop: Mutex::new(None),
+            stop: Mutex::new(Stop::NotStarted),
         })
     }
 
@@ -177,19 +195,29 @@ impl Instance for WorldfitInstance {
         };
         let runner = runner().map_err(Error::Any)?;
         let (stop, stopped) = oneshot::channel::<u32>();
-        *self.stop.lock().expect("the stop lock") = Some(stop);
+        *self.stop.lock().expect("the stop lock") = Stop::Running(stop);
         let exit = self.exit.clone();
         let id = self.id.clone();
-        std::thread::Builder::new()
+        let stdio = [
+            self.cfg.stdin.clone(),
+            self.cfg.stdout.clone(),
+            self.cfg.stderr.clone(),
+        ];
+        let spawned = std::thread::Builder::new()
             .name(format!("wasm-{id}"))
             .spawn(move || {
+                let mut program = program;
+                let guest = async {
+                    program.open_stdio(&stdio[0], &stdio[1], &stdio[2])?;
+                    runner.run(&loaded, program).await
+                };
                 let status = match tokio::runtime::Builder::new_current_thread()
                     .enable_all()
                     .build()
                 {
                     Ok(rt) => rt.block_on(async {
                         tokio::select! {
-                            ran = runner.run(&loaded, program) => ran.unwrap_or_else(|e| {
+                            ran = guest => ran.unwrap_or_else(|e| {
                                 log::error!("worldfit: container {id}: {e:#}");
                                 1
                             }),
@@ -203,8 +231,13 @@ impl Instance for WorldfitInstance {
                 };
                 log::info!("worldfit: container {id}: exited with status {status}");
                 record_exit(&exit, status);
-            })
-            .map_err(|e| Error::Others(format!("cannot start the guest's thread: {e}")))?;
+            });
+        if let Err(e) = spawned {
+            record_exit(&self.exit, 1);
+            return Err(Error::Others(format!(
+                "cannot start the guest's thread: {e}"
+            )));
+        }
         Ok(std::process::id())
     }
 
@@ -216,11 +249,16 @@ impl Instance for WorldfitInstance {
                 "signal {signal} can't be delivered to a wasm guest (only SIGINT, SIGTERM, SIGKILL)"
             )));
         }
-        match self.stop.lock().expect("the stop lock").take() {
-            Some(stop) => {
+        let mut state = self.stop.lock().expect("the stop lock");
+        match std::mem::replace(&mut *state, Stop::Signalled) {
+            // The guest's thread records the exit once the guest is gone.
+            Stop::Running(stop) => {
                 let _ = stop.send(signal);
             }
-            None => record_exit(&self.exit, 128 + signal),
+            // A second signal to a guest already stopping changes nothing.
+            Stop::Signalled => {}
+            // Never started: nothing runs, so it has ended.
+            Stop::NotStarted => record_exit(&self.exit, 128 + signal),
         }
         Ok(())
     }

@@ -13,13 +13,13 @@
 //! returning `err` is 1, a trap is 134 (128 + SIGABRT).
 
 use anyhow::{Result, anyhow, bail};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 use wasmtime::component::{Component, types::ComponentItem};
 use wasmtime::{Config, Engine, Module, Store};
-use wasmtime_wasi::cli::{InputFile, OutputFile};
+use wasmtime_wasi::cli::{AsyncStdinStream, OutputFile};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder, WasiCtxView, WasiView};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
@@ -66,9 +66,47 @@ pub struct Program {
     pub env: Vec<(String, String)>,
     /// The container's root filesystem, preopened as `/` (if any).
     pub root: Option<PathBuf>,
-    pub stdin: Option<InputFile>,
+    pub stdin: Option<Arc<AsyncStdinStream>>,
     pub stdout: Option<OutputFile>,
     pub stderr: Option<OutputFile>,
+}
+
+impl Program {
+    /// Opens containerd's stdio FIFOs (an empty path: none) for the guest.
+    /// stdin is read without blocking, so a guest waiting on it yields and
+    /// can be killed, and read-only, so the guest sees its end when the
+    /// writer closes it. stdout and stderr are opened read-write, as shimkit
+    /// opens them (opening doesn't wait for a reader), and written as the
+    /// guest writes (containerd drains them). Call it inside the runtime
+    /// that runs the guest: stdin registers with its reactor.
+    ///
+    /// # Errors
+    /// A FIFO can't be opened.
+    pub fn open_stdio(&mut self, stdin: &Path, stdout: &Path, stderr: &Path) -> Result<()> {
+        let named = |p: &Path| !p.as_os_str().is_empty();
+        let failed =
+            |what: &str, e: std::io::Error| anyhow!("cannot open the container's {what}: {e}");
+        if named(stdin) {
+            let r = tokio::net::unix::pipe::OpenOptions::new()
+                .open_receiver(stdin)
+                .map_err(|e| failed("stdin", e))?;
+            self.stdin = Some(Arc::new(AsyncStdinStream::new(r)));
+        }
+        for (path, slot, what) in [
+            (stdout, &mut self.stdout, "stdout"),
+            (stderr, &mut self.stderr, "stderr"),
+        ] {
+            if named(path) {
+                let w = std::fs::OpenOptions::new()
+                    .read(true)
+                    .write(true)
+                    .open(path)
+                    .map_err(|e| failed(what, e))?;
+                *slot = Some(OutputFile::new(w));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// A compiled build, ready to instantiate.

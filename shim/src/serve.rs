@@ -36,8 +36,8 @@ pub fn take_addr(program: &mut Program) -> Result<SocketAddr> {
         .map_err(|_| anyhow!("{ADDR_VAR}=`{text}` is not an address (IP:PORT)"))
 }
 
-/// Serves until the future is dropped (a kill); returns only on an error
-/// listening or accepting.
+/// Serves until the future is dropped (a kill); returns only when it can't
+/// listen.
 pub async fn serve(pre: ProxyPre<Ctx>, mut program: Program) -> Result<u32> {
     let addr = take_addr(&mut program)?;
     let listener = tokio::net::TcpListener::bind(addr)
@@ -48,10 +48,16 @@ pub async fn serve(pre: ProxyPre<Ctx>, mut program: Program) -> Result<u32> {
         listener.local_addr().map_err(|e| anyhow!("{e}"))?
     );
     loop {
-        let (client, _) = listener
-            .accept()
-            .await
-            .map_err(|e| anyhow!("cannot accept a connection on {addr}: {e}"))?;
+        let client = match listener.accept().await {
+            Ok((client, _)) => client,
+            // Out of descriptors, a connection reset before it was taken:
+            // passing; the server goes on.
+            Err(e) => {
+                log::warn!("worldfit: cannot accept a connection on {addr}: {e}");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                continue;
+            }
+        };
         let (pre, program) = (pre.clone(), program.clone());
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |request| {

@@ -249,6 +249,24 @@ fn a_kill_stops_a_running_guest_and_its_status_says_so() {
     );
 }
 
+/// A WASI preview 1 command that prints "ready", then copies its stdin to
+/// its stdout until the end of stdin.
+fn p1_echo() -> Vec<u8> {
+    p1_printing_then(
+        "ready",
+        r#"(block $end (loop $more
+      (i32.store (i32.const 256) (i32.const 1024))
+      (i32.store (i32.const 260) (i32.const 1024))
+      (i32.store (i32.const 300) (i32.const 0))
+      (drop (call $r (i32.const 0) (i32.const 256) (i32.const 1) (i32.const 300)))
+      (br_if $end (i32.eqz (i32.load (i32.const 300))))
+      (i32.store (i32.const 272) (i32.const 1024))
+      (i32.store (i32.const 276) (i32.load (i32.const 300)))
+      (drop (call $w (i32.const 1) (i32.const 272) (i32.const 1) (i32.const 304)))
+      (br $more)))"#,
+    )
+}
+
 /// The exit status of `child`, which must end within `secs` seconds.
 fn exit_within(
     child: &mut std::process::Child,
@@ -336,4 +354,60 @@ fn an_http_handler_is_served_until_killed() {
     let status = exit_within(&mut run, 20, "the server was not stopped");
     assert_eq!(status.code(), Some(143));
     assert!(get(&addr).is_err(), "still served after the kill");
+}
+
+#[test]
+fn stdin_reaches_the_guest_and_a_guest_waiting_on_it_can_be_killed() {
+    use std::io::{BufRead, Write};
+    let node = Node::start();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    std::fs::write(root.join("echo.wasm"), p1_echo()).unwrap();
+    let piped = || std::process::Stdio::piped();
+
+    // stdin is copied through, and its end ends the guest.
+    let mut run = node
+        .ctr_run("echo", None, &root, &[], &["/echo.wasm"])
+        .stdin(piped())
+        .stdout(piped())
+        .spawn()
+        .unwrap();
+    run.stdin
+        .take()
+        .unwrap()
+        .write_all(b"ping\npong\n")
+        .unwrap();
+    let status = exit_within(&mut run, 20, "the guest did not see its stdin end");
+    let mut printed = String::new();
+    std::io::Read::read_to_string(&mut run.stdout.take().unwrap(), &mut printed).unwrap();
+    assert_eq!(printed, "ready\nping\npong\n");
+    assert!(status.success(), "{}", node.shim_log());
+
+    // A guest waiting on a stdin that never ends is stopped by a kill.
+    let mut run = node
+        .ctr_run("waits", None, &root, &[], &["/echo.wasm"])
+        .stdin(piped())
+        .stdout(piped())
+        .spawn()
+        .unwrap();
+    let _open_stdin = run.stdin.take().unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(run.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert_eq!(first, "ready\n");
+    let kill = node.containerd.ctr(&["task", "kill", "waits"]);
+    assert!(kill.status.success(), "{}", text(&kill.stderr));
+    // A SIGKILL right after (the task may be gone already): the status
+    // stays the first signal's.
+    let _ = node
+        .containerd
+        .ctr(&["task", "kill", "--signal", "SIGKILL", "waits"]);
+    let status = exit_within(&mut run, 20, "the guest waiting on stdin was not stopped");
+    assert_eq!(status.code(), Some(143), "the first signal's status");
+    assert!(
+        node.shim_log()
+            .contains("container waits: exited with status 143")
+    );
 }

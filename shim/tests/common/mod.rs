@@ -231,11 +231,13 @@ pub fn p1_printing(line: &str) -> Vec<u8> {
     p1_printing_then(line, "")
 }
 
-/// A WASI preview 1 command that prints `line`, then runs `then` (WAT).
+/// A WASI preview 1 command that prints `line`, then runs `then` (WAT,
+/// which may call `$w`, `fd_write`, and `$r`, `fd_read`).
 pub fn p1_printing_then(line: &str, then: &str) -> Vec<u8> {
     wat(&format!(
         r#"(module
   (import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
+  (import "wasi_snapshot_preview1" "fd_read" (func $r (param i32 i32 i32 i32) (result i32)))
   (memory (export "memory") 1)
   (data (i32.const 16) "{line}\n")
   (func (export "_start")
