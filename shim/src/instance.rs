@@ -107,25 +107,7 @@ impl WorldfitInstance {
         };
         let cache = Some(CompileCache::new(cache_dir()));
         let selected = !image.is_empty();
-        let (bytes, sha, what) = if !selected {
-            let (root, program) = match (&bundle.root, bundle.args.first()) {
-                (Some(root), Some(program)) => (root, program),
-                _ => anyhow::bail!(
-                    "container `{id}` has no image, no `{IMAGE_LABEL}` label, and no program \
-                     in its root filesystem to run"
-                ),
-            };
-            let path = bundle::program_path(root, program)?;
-            let bytes = std::fs::read(&path).map_err(|e| {
-                anyhow::anyhow!("cannot read `{program}` in the root filesystem: {e}")
-            })?;
-            let sha = sha256_hex(&bytes);
-            (
-                bytes,
-                sha,
-                format!("`{program}` from the root filesystem (no image: not selected)"),
-            )
-        } else {
+        let (bytes, sha, what) = if selected {
             let confirm = ConfirmOptions {
                 cache: cache.clone(),
                 ..ConfirmOptions::default()
@@ -143,6 +125,24 @@ impl WorldfitInstance {
                     "image `{image}` entry {} ({platform}), selected and confirmed for host `{}`",
                     chosen.digest, chosen.selection.host
                 ),
+            )
+        } else {
+            let (root, program) = match (&bundle.root, bundle.args.first()) {
+                (Some(root), Some(program)) => (root, program),
+                _ => anyhow::bail!(
+                    "container `{id}` has no image, no `{IMAGE_LABEL}` label, and no program \
+                     in its root filesystem to run"
+                ),
+            };
+            let path = bundle::program_path(root, program)?;
+            let bytes = std::fs::read(&path).map_err(|e| {
+                anyhow::anyhow!("cannot read `{program}` in the root filesystem: {e}")
+            })?;
+            let sha = sha256_hex(&bytes);
+            (
+                bytes,
+                sha,
+                format!("`{program}` from the root filesystem (no image: not selected)"),
             )
         };
         let (loaded, cached) = runner()?.load(&bytes, &sha, cache.as_ref())?;

@@ -215,7 +215,6 @@ fn a_container_with_no_image_runs_its_program_from_the_root_filesystem() {
 
 #[test]
 fn a_kill_stops_a_running_guest_and_its_status_says_so() {
-    use std::io::BufRead;
     let node = Node::start();
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
@@ -231,11 +230,7 @@ fn a_kill_stops_a_running_guest_and_its_status_says_so() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let mut first = String::new();
-    std::io::BufReader::new(run.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    assert_eq!(first, "spinning\n");
+    assert_eq!(first_line(&mut run), "spinning\n");
     // The guest spins in wasm, never calling the host: the kill must
     // still stop it.
     let kill = node.containerd.ctr(&["task", "kill", "spin"]);
@@ -265,6 +260,16 @@ fn p1_echo() -> Vec<u8> {
       (drop (call $w (i32.const 1) (i32.const 272) (i32.const 1) (i32.const 304)))
       (br $more)))"#,
     )
+}
+
+/// The first line `child` prints (its stdout piped), read as it comes.
+fn first_line(child: &mut std::process::Child) -> String {
+    use std::io::BufRead;
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    line
 }
 
 /// The exit status of `child`, which must end within `secs` seconds.
@@ -358,7 +363,7 @@ fn an_http_handler_is_served_until_killed() {
 
 #[test]
 fn stdin_reaches_the_guest_and_a_guest_waiting_on_it_can_be_killed() {
-    use std::io::{BufRead, Write};
+    use std::io::Write;
     let node = Node::start();
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
@@ -392,11 +397,7 @@ fn stdin_reaches_the_guest_and_a_guest_waiting_on_it_can_be_killed() {
         .spawn()
         .unwrap();
     let _open_stdin = run.stdin.take().unwrap();
-    let mut first = String::new();
-    std::io::BufReader::new(run.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
-    assert_eq!(first, "ready\n");
+    assert_eq!(first_line(&mut run), "ready\n");
     let kill = node.containerd.ctr(&["task", "kill", "waits"]);
     assert!(kill.status.success(), "{}", text(&kill.stderr));
     // A SIGKILL right after (the task may be gone already): the status
